@@ -1,0 +1,69 @@
+/*
+ * module.h - from a KProgram to a module: storage plan and backends.
+ *
+ * The plan decides where every value used at run time lives: a caller's
+ * input or output buffer, the read-only weight blob, or a slot in the one
+ * workspace.  It is backend independent; each backend renders the same
+ * program and plan (C source today; LLVM IR and CUDA render the same).
+ */
+#ifndef DLCC_MODULE_GEN_H
+#define DLCC_MODULE_GEN_H
+
+#include "codegen/kir.h"
+
+typedef enum KStorageKind {
+  KST_NONE = 0, /* not used at run time */
+  KST_INPUT,    /* index = graph input position */
+  KST_OUTPUT,   /* index = graph output position */
+  KST_WEIGHT,   /* offset into the weight blob */
+  KST_WORK      /* index = workspace slot */
+} KStorageKind;
+
+typedef struct KStorage {
+  KStorageKind kind;
+  int index;
+  uint64_t offset; /* KST_WEIGHT */
+} KStorage;
+
+/* A workspace slot: offset(slot i) = align64(offset(i-1) + bytes(i-1)),
+ * bytes = numel * dtype size, numel a polynomial of the symbols. */
+typedef struct KSlot {
+  int value;
+  DlDim numel;
+  size_t elem_size;
+} KSlot;
+
+typedef struct KPlan {
+  KStorage *storage; /* indexed by value id */
+  int nslots;
+  KSlot *slots;
+  uint8_t *weights; /* blob of all constants used at run time, 64-aligned */
+  uint64_t weights_bytes;
+  bool weights_sidecar; /* blob goes to a separate file, mmapped */
+} KPlan;
+
+DlStatus kplan_build(KProgram *p, KPlan **out);
+
+/* What a backend is asked to write. */
+typedef struct DlEmitRequest {
+  const char *prefix;       /* C identifier prefix of the entry points */
+  const char *out_path;     /* .so / .c / .o to write */
+  const char *header_path;  /* model.h, or NULL */
+  const char *sidecar_path; /* weights file when plan->weights_sidecar */
+  const char *target;       /* triple or alias; NULL = host */
+  int opt_level;
+} DlEmitRequest;
+
+typedef struct DlBackend {
+  const char *name; /* "c", "llvm", "cuda" */
+  /* Writes a C source (emit_c) or a linked shared object (emit_so). */
+  DlStatus (*emit_source)(KProgram *p, KPlan *plan, const DlEmitRequest *rq);
+  DlStatus (*emit_shared)(KProgram *p, KPlan *plan, const DlEmitRequest *rq);
+} DlBackend;
+
+const DlBackend *dl_backend_c(void);
+
+/* The generated header, common to every backend. */
+DlStatus dl_write_header(KProgram *p, KPlan *plan, const DlEmitRequest *rq);
+
+#endif
