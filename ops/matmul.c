@@ -1,0 +1,420 @@
+/*
+ * matmul.c - matrix products: MatMul (numpy semantics) and Gemm.
+ *
+ * MatMul promotes a 1-D left operand to [1, K] and a 1-D right operand to
+ * [K, 1], broadcasts the batch dims numpy-style and removes the added dims
+ * from the result.  Gemm is Y = alpha * A' * B' + beta * C on matrices,
+ * with C broadcast to [M, N].
+ *
+ * Lowering: batch and row loops are parallel; each output row is zeroed,
+ * then for every k the row of B scaled by A[i, k] is added with a
+ * contiguous innermost loop over the columns (a vectorization candidate).
+ * MatMul does MM_ROWS rows at a time so that each row of B is loaded once
+ * for all of them.  Gemm with transB computes dot products of contiguous
+ * rows with GEMM_LANES partial sums (vectorizable without reassociation).
+ */
+#include <string.h>
+
+#include "ops/ops.h"
+
+/* Partial sums of the dot products of Gemm with transB (a power of 2). */
+#define GEMM_LANES 8
+/* Output rows of MatMul computed together, sharing each load of B. */
+#define MM_ROWS 4
+
+static bool mm_type_ok(DlDType t) {
+  return dl_dtype_is_float(t) || t == DL_I32 || t == DL_I64 || t == DL_U32 ||
+         t == DL_U64;
+}
+
+/* Shape facts of a MatMul: batch dims of the result and of each operand
+ * (right-aligned), M, K, N. */
+typedef struct MmShape {
+  int brank; /* batch rank of the result */
+  DlDim bdims[DL_MAX_RANK];
+  int arank, brank_b; /* batch ranks of A and B */
+  DlDim abd[DL_MAX_RANK], bbd[DL_MAX_RANK];
+  DlDim m, k, n;
+  bool a1, b1; /* operand was 1-D */
+} MmShape;
+
+static DlStatus mm_shape(DlGraph *g, const DlNode *n, const DlValue *a,
+                         const DlValue *b, MmShape *s) {
+  DlCtx *ctx = g->ctx;
+  memset(s, 0, sizeof *s);
+  if (a->rank < 1 || b->rank < 1)
+    return dl_error_node(ctx, n, DL_ERR_INVALID,
+                         "operands must have rank >= 1 (A rank %d, B rank %d)",
+                         a->rank, b->rank);
+  s->a1 = a->rank == 1;
+  s->b1 = b->rank == 1;
+  DlDim ak, bk;
+  if (s->a1) {
+    s->m = dl_dim_const(1);
+    ak = a->dims[0];
+  } else {
+    s->m = a->dims[a->rank - 2];
+    ak = a->dims[a->rank - 1];
+    s->arank = a->rank - 2;
+    for (int i = 0; i < s->arank; i++)
+      s->abd[i] = a->dims[i];
+  }
+  if (s->b1) {
+    s->n = dl_dim_const(1);
+    bk = b->dims[0];
+  } else {
+    bk = b->dims[b->rank - 2];
+    s->n = b->dims[b->rank - 1];
+    s->brank_b = b->rank - 2;
+    for (int i = 0; i < s->brank_b; i++)
+      s->bbd[i] = b->dims[i];
+  }
+  if (!dl_dim_eq(&ak, &bk)) {
+    char x[64], y[64];
+    dl_dim_print(x, sizeof x, &ak, g->syms);
+    dl_dim_print(y, sizeof y, &bk, g->syms);
+    return dl_error_node(ctx, n, DL_ERR_INVALID,
+                         "inner dims differ: A has K=%s, B has K=%s", x, y);
+  }
+  s->k = ak;
+  /* broadcast the batch dims */
+  int r = s->arank > s->brank_b ? s->arank : s->brank_b;
+  DlDim one = dl_dim_const(1);
+  for (int i = 0; i < r; i++) {
+    int ia = i - (r - s->arank), ib = i - (r - s->brank_b);
+    const DlDim *da = ia >= 0 ? &s->abd[ia] : &one;
+    const DlDim *db = ib >= 0 ? &s->bbd[ib] : &one;
+    int64_t ca, cb;
+    bool ka = dl_dim_is_const(da, &ca), kb2 = dl_dim_is_const(db, &cb);
+    if (dl_dim_eq(da, db) || (kb2 && cb == 1))
+      s->bdims[i] = *da;
+    else if (ka && ca == 1)
+      s->bdims[i] = *db;
+    else {
+      char x[64], y[64];
+      dl_dim_print(x, sizeof x, da, g->syms);
+      dl_dim_print(y, sizeof y, db, g->syms);
+      return dl_error_node(ctx, n,
+                           (ka && kb2) ? DL_ERR_INVALID : DL_ERR_UNSUPPORTED,
+                           "batch dims %s and %s do not broadcast", x, y);
+    }
+  }
+  s->brank = r;
+  return DL_OK;
+}
+
+DlStatus dl_infer_MatMul(DlGraph *g, DlNode *n) {
+  DlValue *a, *b;
+  DL_TRY(dl_need_input(g, n, 0, &a));
+  DL_TRY(dl_need_input(g, n, 1, &b));
+  if (a->dtype != b->dtype)
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                         "operand types differ: %s and %s",
+                         dl_dtype_name(a->dtype), dl_dtype_name(b->dtype));
+  if (!mm_type_ok(a->dtype))
+    return dl_error_node(g->ctx, n, DL_ERR_UNSUPPORTED,
+                         "type %s is not supported", dl_dtype_name(a->dtype));
+  MmShape s;
+  DL_TRY(mm_shape(g, n, a, b, &s));
+  DlDim dims[DL_MAX_RANK + 2];
+  int r = 0;
+  for (int i = 0; i < s.brank; i++)
+    dims[r++] = s.bdims[i];
+  if (!s.a1)
+    dims[r++] = s.m;
+  if (!s.b1)
+    dims[r++] = s.n;
+  if (r > DL_MAX_RANK)
+    return dl_error_node(g->ctx, n, DL_ERR_UNSUPPORTED, "result rank %d", r);
+  DlValue *y = dl_out(g, n, 0);
+  if (!y)
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID, "output missing");
+  y->dtype = a->dtype;
+  dl_value_set_shape(y, r, dims);
+  return DL_OK;
+}
+
+/* Flat offset of the batch block of an operand with batch dims bd[rank]
+ * (right-aligned against the result's batch loops idx[brank]). */
+static KExpr *mm_batch_off(KBuilder *kb, int rank, const DlDim *bd, int brank,
+                           int *const vars) {
+  KExpr *off = ke_int(kb, 0);
+  for (int i = 0; i < rank; i++) {
+    int64_t c;
+    KExpr *ix = (dl_dim_is_const(&bd[i], &c) && c == 1)
+                    ? ke_int(kb, 0)
+                    : ke_var(kb, vars[brank - rank + i]);
+    off = ke_add(kb, ke_mul(kb, off, ke_dim(kb, &bd[i])), ix);
+  }
+  return off;
+}
+
+/*
+ * Emits R output rows starting at row0 (an I64 expression) of one batch
+ * block: the rows are zeroed, then for every k each row gets A[row, k]
+ * times the row k of B; the row of B is loaded once for all R rows.
+ */
+static void mm_rows(KBuilder *kb, const MmShape *s, DlDType t, int ba, int bb,
+                    int by, int vab, int vbb, int vyb, KExpr *row0, int R) {
+  int yr[MM_ROWS], ar[MM_ROWS], av[MM_ROWS];
+  KExpr *dn = ke_dim(kb, &s->n), *dk = ke_dim(kb, &s->k);
+  int vr0 = kb_decl(kb, "r0", DL_I64, row0);
+  for (int u = 0; u < R; u++) {
+    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, u));
+    yr[u] = kb_decl(kb, "yr", DL_I64,
+                    ke_add(kb, ke_var(kb, vyb), ke_mul(kb, row, dn)));
+    ar[u] = kb_decl(kb, "ar", DL_I64,
+                    ke_add(kb, ke_var(kb, vab), ke_mul(kb, row, dk)));
+  }
+  int vj = kb_for(kb, dn, "j", KF_VECTOR);
+  for (int u = 0; u < R; u++)
+    kb_store(kb, by, ke_add(kb, ke_var(kb, yr[u]), ke_var(kb, vj)),
+             ke_const(kb, t, 0.0));
+  kb_end(kb);
+  int vk = kb_for(kb, dk, "k", 0);
+  for (int u = 0; u < R; u++)
+    av[u] =
+        kb_decl(kb, "av", t,
+                ke_load(kb, ba, ke_add(kb, ke_var(kb, ar[u]), ke_var(kb, vk))));
+  int vbr =
+      kb_decl(kb, "br", DL_I64,
+              ke_add(kb, ke_var(kb, vbb), ke_mul(kb, ke_var(kb, vk), dn)));
+  vj = kb_for(kb, dn, "j", KF_VECTOR);
+  int vbv =
+      kb_decl(kb, "bv", t,
+              ke_load(kb, bb, ke_add(kb, ke_var(kb, vbr), ke_var(kb, vj))));
+  for (int u = 0; u < R; u++) {
+    KExpr *yi = ke_add(kb, ke_var(kb, yr[u]), ke_var(kb, vj));
+    kb_store(kb, by, yi,
+             ke_add(kb, ke_load(kb, by, yi),
+                    ke_mul(kb, ke_var(kb, av[u]), ke_var(kb, vbv))));
+  }
+  kb_end_n(kb, 2); /* j, k */
+}
+
+DlStatus dl_lower_MatMul(KBuilder *kb, DlGraph *g, DlNode *n) {
+  DlValue *a = dl_in(g, n, 0), *b = dl_in(g, n, 1), *y = dl_out(g, n, 0);
+  MmShape s;
+  DL_TRY(mm_shape(g, n, a, b, &s));
+  DlDType t = a->dtype;
+  int ba = kb_buf(kb, a, false), bb = kb_buf(kb, b, false);
+  int by = kb_buf(kb, y, true);
+  int vb[DL_MAX_RANK];
+  for (int i = 0; i < s.brank; i++)
+    vb[i] = kb_for(kb, ke_dim(kb, &s.bdims[i]), "b", KF_PARALLEL);
+  KExpr *ybatch = ke_int(kb, 0);
+  for (int i = 0; i < s.brank; i++)
+    ybatch = ke_add(kb, ke_mul(kb, ybatch, ke_dim(kb, &s.bdims[i])),
+                    ke_var(kb, vb[i]));
+  KExpr *mk = ke_mul(kb, ke_dim(kb, &s.m), ke_dim(kb, &s.k));
+  KExpr *kn = ke_mul(kb, ke_dim(kb, &s.k), ke_dim(kb, &s.n));
+  KExpr *mn = ke_mul(kb, ke_dim(kb, &s.m), ke_dim(kb, &s.n));
+  int vab =
+      kb_decl(kb, "ab", DL_I64,
+              ke_mul(kb, mm_batch_off(kb, s.arank, s.abd, s.brank, vb), mk));
+  int vbb =
+      kb_decl(kb, "bb", DL_I64,
+              ke_mul(kb, mm_batch_off(kb, s.brank_b, s.bbd, s.brank, vb), kn));
+  int vyb = kb_decl(kb, "yb", DL_I64, ke_mul(kb, ybatch, mn));
+  int64_t mc = -1;
+  dl_dim_is_const(&s.m, &mc);
+  KExpr *dm = ke_dim(kb, &s.m);
+  KExpr *mfull =
+      ke_mul(kb, ke_div(kb, dm, ke_int(kb, MM_ROWS)), ke_int(kb, MM_ROWS));
+  if (mc < 0 || mc >= MM_ROWS) {
+    int vib =
+        kb_for(kb, ke_div(kb, dm, ke_int(kb, MM_ROWS)), "ib", KF_PARALLEL);
+    mm_rows(kb, &s, t, ba, bb, by, vab, vbb, vyb,
+            ke_mul(kb, ke_var(kb, vib), ke_int(kb, MM_ROWS)), MM_ROWS);
+    kb_end(kb);
+  }
+  if (mc < 0 || mc % MM_ROWS != 0) {
+    int vit = kb_for(kb, ke_sub(kb, dm, mfull), "it", KF_PARALLEL);
+    mm_rows(kb, &s, t, ba, bb, by, vab, vbb, vyb,
+            ke_add(kb, mfull, ke_var(kb, vit)), 1);
+    kb_end(kb);
+  }
+  kb_end_n(kb, s.brank);
+  return DL_OK;
+}
+
+/* ---- Gemm ---------------------------------------------------------------- */
+
+static DlStatus gemm_dims(DlGraph *g, const DlNode *n, DlDim *m, DlDim *k,
+                          DlDim *nn) {
+  DlValue *a, *b;
+  DL_TRY(dl_need_input(g, n, 0, &a));
+  DL_TRY(dl_need_input(g, n, 1, &b));
+  if (a->rank != 2 || b->rank != 2)
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                         "A and B must be 2-D (A rank %d, B rank %d)", a->rank,
+                         b->rank);
+  bool ta = dl_attr_int(n, "transA", 0) != 0;
+  bool tb = dl_attr_int(n, "transB", 0) != 0;
+  *m = a->dims[ta ? 1 : 0];
+  *k = a->dims[ta ? 0 : 1];
+  DlDim kb2 = b->dims[tb ? 1 : 0];
+  *nn = b->dims[tb ? 0 : 1];
+  if (!dl_dim_eq(k, &kb2)) {
+    char x[64], y[64];
+    dl_dim_print(x, sizeof x, k, g->syms);
+    dl_dim_print(y, sizeof y, &kb2, g->syms);
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                         "inner dims differ: A gives K=%s, B gives K=%s", x, y);
+  }
+  return DL_OK;
+}
+
+DlStatus dl_infer_Gemm(DlGraph *g, DlNode *n) {
+  DlDim m, k, nn;
+  DL_TRY(gemm_dims(g, n, &m, &k, &nn));
+  DlValue *a = dl_in(g, n, 0), *b = dl_in(g, n, 1), *c = dl_in(g, n, 2);
+  if (!dl_dtype_is_float(a->dtype))
+    return dl_error_node(g->ctx, n, DL_ERR_UNSUPPORTED,
+                         "type %s is not supported (floating types only)",
+                         dl_dtype_name(a->dtype));
+  if (b->dtype != a->dtype || (c && c->dtype != a->dtype))
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID, "operand types differ");
+  if (!c && n->opset < 11)
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                         "input C is required before opset 11");
+  if (c) {
+    if (c->rank < 0 || c->rank > 2)
+      return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                           "C has rank %d, expected 0, 1 or 2", c->rank);
+    const DlDim *want[2] = {&m, &nn};
+    for (int i = 0; i < c->rank; i++) {
+      const DlDim *w = want[2 - c->rank + i];
+      int64_t v;
+      if (!dl_dim_eq(&c->dims[i], w) &&
+          !(dl_dim_is_const(&c->dims[i], &v) && v == 1))
+        return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                             "C dim %d does not broadcast to [M, N]", i);
+    }
+  }
+  DlDim dims[2] = {m, nn};
+  DlValue *y = dl_out(g, n, 0);
+  if (!y)
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID, "output missing");
+  y->dtype = a->dtype;
+  dl_value_set_shape(y, 2, dims);
+  return DL_OK;
+}
+
+DlStatus dl_lower_Gemm(KBuilder *kb, DlGraph *g, DlNode *n) {
+  DlDim m, k, nn;
+  DL_TRY(gemm_dims(g, n, &m, &k, &nn));
+  DlValue *a = dl_in(g, n, 0), *b = dl_in(g, n, 1), *c = dl_in(g, n, 2);
+  DlValue *y = dl_out(g, n, 0);
+  DlDType t = a->dtype;
+  bool ta = dl_attr_int(n, "transA", 0) != 0;
+  bool tb = dl_attr_int(n, "transB", 0) != 0;
+  double alpha = dl_attr_float(n, "alpha", 1.0f);
+  double beta = dl_attr_float(n, "beta", 1.0f);
+  int ba = kb_buf(kb, a, false), bb = kb_buf(kb, b, false);
+  int bc = c ? kb_buf(kb, c, false) : -1;
+  int by = kb_buf(kb, y, true);
+  KExpr *dm = ke_dim(kb, &m), *dk = ke_dim(kb, &k), *dn = ke_dim(kb, &nn);
+
+  int vi = kb_for(kb, dm, "i", KF_PARALLEL);
+  int vyr = kb_decl(kb, "yr", DL_I64, ke_mul(kb, ke_var(kb, vi), dn));
+  /* C (broadcast) times beta, or zero */
+  if (c && beta != 0.0) {
+    /* index of C[i, j] with size-1 dims broadcast */
+    int64_t v;
+    bool c_rows = c->rank == 2 && !(dl_dim_is_const(&c->dims[0], &v) && v == 1);
+    bool c_cols =
+        c->rank >= 1 && !(dl_dim_is_const(&c->dims[c->rank - 1], &v) && v == 1);
+    KExpr *cval_row =
+        c_rows ? ke_mul(kb, ke_var(kb, vi), c_cols ? dn : ke_int(kb, 1))
+               : ke_int(kb, 0);
+    int vcr = kb_decl(kb, "cr", DL_I64, cval_row);
+    int vj = kb_for(kb, dn, "j", KF_VECTOR);
+    KExpr *ci =
+        c_cols ? ke_add(kb, ke_var(kb, vcr), ke_var(kb, vj)) : ke_var(kb, vcr);
+    KExpr *cv = ke_load(kb, bc, ci);
+    if (beta != 1.0)
+      cv = ke_mul(kb, ke_const(kb, t, beta), cv);
+    kb_store(kb, by, ke_add(kb, ke_var(kb, vyr), ke_var(kb, vj)), cv);
+    kb_end(kb);
+  } else {
+    int vj = kb_for(kb, dn, "j", KF_VECTOR);
+    kb_store(kb, by, ke_add(kb, ke_var(kb, vyr), ke_var(kb, vj)),
+             ke_const(kb, t, 0.0));
+    kb_end(kb);
+  }
+  if (!tb) {
+    /* y[i, :] += (alpha * A'[i, k]) * B[k, :] */
+    int vk = kb_for(kb, dk, "k", 0);
+    KExpr *aidx =
+        ta ? ke_add(kb, ke_mul(kb, ke_var(kb, vk), dm), ke_var(kb, vi))
+           : ke_add(kb, ke_mul(kb, ke_var(kb, vi), dk), ke_var(kb, vk));
+    KExpr *av = ke_load(kb, ba, aidx);
+    if (alpha != 1.0)
+      av = ke_mul(kb, ke_const(kb, t, alpha), av);
+    int vav = kb_decl(kb, "av", t, av);
+    int vbr = kb_decl(kb, "br", DL_I64, ke_mul(kb, ke_var(kb, vk), dn));
+    int vj = kb_for(kb, dn, "j", KF_VECTOR);
+    KExpr *yi = ke_add(kb, ke_var(kb, vyr), ke_var(kb, vj));
+    KExpr *bv = ke_load(kb, bb, ke_add(kb, ke_var(kb, vbr), ke_var(kb, vj)));
+    kb_store(kb, by, yi,
+             ke_add(kb, ke_load(kb, by, yi), ke_mul(kb, ke_var(kb, vav), bv)));
+    kb_end_n(kb, 2);
+  } else {
+    /* B is [N, K]: y[i, j] += alpha * dot(A'[i, :], B[j, :]).  The dot
+     * product keeps GEMM_LANES independent partial sums so that it
+     * vectorizes without reassociating one sum; a tail loop takes the
+     * K % GEMM_LANES rest. */
+    int vj = kb_for(kb, dn, "j", 0);
+    int acc[GEMM_LANES];
+    for (int u = 0; u < GEMM_LANES; u++)
+      acc[u] = kb_decl(kb, "acc", t, ke_const(kb, t, 0.0));
+    int vbr = kb_decl(kb, "br", DL_I64, ke_mul(kb, ke_var(kb, vj), dk));
+    int var_ =
+        ta ? -1 : kb_decl(kb, "ar", DL_I64, ke_mul(kb, ke_var(kb, vi), dk));
+    int vkb = kb_for(kb, ke_div(kb, dk, ke_int(kb, GEMM_LANES)), "kb", 0);
+    int vk0 = kb_decl(kb, "k0", DL_I64,
+                      ke_mul(kb, ke_var(kb, vkb), ke_int(kb, GEMM_LANES)));
+    for (int u = 0; u < GEMM_LANES; u++) {
+      KExpr *kk = ke_add(kb, ke_var(kb, vk0), ke_int(kb, u));
+      KExpr *aidx = ta ? ke_add(kb, ke_mul(kb, kk, dm), ke_var(kb, vi))
+                       : ke_add(kb, ke_var(kb, var_), kk);
+      KExpr *bidx = ke_add(kb, ke_var(kb, vbr), kk);
+      kb_assign(
+          kb, acc[u],
+          ke_add(kb, ke_var(kb, acc[u]),
+                 ke_mul(kb, ke_load(kb, ba, aidx), ke_load(kb, bb, bidx))));
+    }
+    kb_end(kb);
+    int vkt0 = kb_decl(kb, "kt0", DL_I64,
+                       ke_mul(kb, ke_div(kb, dk, ke_int(kb, GEMM_LANES)),
+                              ke_int(kb, GEMM_LANES)));
+    int vkt = kb_for(kb, ke_sub(kb, dk, ke_var(kb, vkt0)), "kt", KF_REDUCE);
+    {
+      KExpr *kk = ke_add(kb, ke_var(kb, vkt0), ke_var(kb, vkt));
+      KExpr *aidx = ta ? ke_add(kb, ke_mul(kb, kk, dm), ke_var(kb, vi))
+                       : ke_add(kb, ke_var(kb, var_), kk);
+      KExpr *bidx = ke_add(kb, ke_var(kb, vbr), kk);
+      kb_assign(
+          kb, acc[0],
+          ke_add(kb, ke_var(kb, acc[0]),
+                 ke_mul(kb, ke_load(kb, ba, aidx), ke_load(kb, bb, bidx))));
+    }
+    kb_end(kb);
+    /* pairwise sum of the partial sums */
+    KExpr *part[GEMM_LANES];
+    for (int u = 0; u < GEMM_LANES; u++)
+      part[u] = ke_var(kb, acc[u]);
+    for (int w = GEMM_LANES; w > 1; w /= 2)
+      for (int u = 0; u < w / 2; u++)
+        part[u] = ke_add(kb, part[2 * u], part[2 * u + 1]);
+    KExpr *r = part[0];
+    if (alpha != 1.0)
+      r = ke_mul(kb, ke_const(kb, t, alpha), r);
+    KExpr *yi = ke_add(kb, ke_var(kb, vyr), ke_var(kb, vj));
+    kb_store(kb, by, yi, ke_add(kb, ke_load(kb, by, yi), r));
+    kb_end(kb);
+  }
+  kb_end(kb); /* i */
+  return DL_OK;
+}
