@@ -133,6 +133,7 @@ typedef struct Kernel {
   int nvars;
   KVar *vars;
   KStmt *body; /* a KS_BLOCK */
+  DlGraph *g;  /* graph it came from: buffer shapes and messages (added) */
 } Kernel;
 
 /* Kernels of a whole graph, in execution order. */
@@ -202,6 +203,12 @@ DlStatus kir_lower_graph(DlGraph *g, KProgram **out);
  * k->bufs[i]; syms[] holds symbol values.  Bounds-checks every access. */
 DlStatus kir_interpret(DlCtx *ctx, const Kernel *k, void *const *bufs,
                        const int64_t *syms);
+/* Same, with the element count of every buffer given by the caller
+ * (buf_numel[i] for bufs[i]) instead of computed from the graph values'
+ * shapes.  Out-of-range accesses and integer division by zero return
+ * DL_ERR_INVALID naming the node. */
+DlStatus kir_interpret_n(DlCtx *ctx, const Kernel *k, void *const *bufs,
+                         const int64_t *buf_numel, const int64_t *syms);
 
 /* Readable dump of a kernel (for --emit=kir and tests). */
 void kir_print(const DlGraph *g, const Kernel *k, void *file /* FILE* */);

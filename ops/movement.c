@@ -595,6 +595,7 @@ typedef struct PadSpec {
 
 static DlStatus pad_spec(DlGraph *g, const DlNode *n, const DlValue *in,
                          PadSpec *ps) {
+  *ps = (PadSpec){0};
   const char *m = dl_attr_string(n, "mode", "constant");
   if (!strcmp(m, "constant"))
     ps->mode = PAD_CONSTANT;
