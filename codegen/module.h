@@ -43,6 +43,12 @@ typedef struct KPlan {
 } KPlan;
 
 DlStatus kplan_build(KProgram *p, KPlan **out);
+/* Default size above which the weight blob goes to a sidecar file. */
+#define DL_SIDECAR_THRESHOLD_DEFAULT ((uint64_t)64 << 20)
+/* kplan_build with an explicit sidecar threshold in bytes (kplan_build uses
+ * DL_SIDECAR_THRESHOLD_DEFAULT).  May add copy kernels to p for outputs
+ * that alias inputs, constants or other outputs. */
+DlStatus kplan_build_ex(KProgram *p, uint64_t sidecar_threshold, KPlan **out);
 
 /* What a backend is asked to write. */
 typedef struct DlEmitRequest {
@@ -52,6 +58,8 @@ typedef struct DlEmitRequest {
   const char *sidecar_path; /* weights file when plan->weights_sidecar */
   const char *target;       /* triple or alias; NULL = host */
   int opt_level;
+  const char *cpu;      /* target CPU refinement or NULL (added: LLVM) */
+  const char *features; /* target features or NULL (added: LLVM) */
 } DlEmitRequest;
 
 typedef struct DlBackend {

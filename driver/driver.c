@@ -1,0 +1,232 @@
+/*
+ * driver.c - the compilation pipeline, top to bottom (see driver.h).
+ */
+#include "driver/driver.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codegen/llvm/targets.h"
+#include "codegen/module.h"
+#include "frontend/onnx_import.h"
+#include "ir/ir.h"
+#include "passes/dce.h"
+
+static bool ends_with(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+/* path without its folder and last extension, in the arena */
+static char *stem(DlCtx *ctx, const char *path) {
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  const char *dot = strrchr(b, '.');
+  size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b);
+  return dl_arena_strndup(&ctx->arena, b, n);
+}
+
+/* path with its last extension (if any) replaced by ext */
+static char *with_ext(DlCtx *ctx, const char *path, const char *ext) {
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  const char *dot = strrchr(b, '.');
+  size_t n = dot && dot != b ? (size_t)(dot - path) : strlen(path);
+  return dl_arena_printf(&ctx->arena, "%.*s%s", (int)n, path, ext);
+}
+
+char *dlcc_prefix_from_path(DlCtx *ctx, const char *path) {
+  char *s = stem(ctx, path);
+  if (!s)
+    return NULL;
+  for (char *c = s; *c; c++)
+    if (!isalnum((unsigned char)*c) && *c != '_')
+      *c = '_';
+  if (!*s || isdigit((unsigned char)*s))
+    s = dl_arena_printf(&ctx->arena, "m_%s", s);
+  return s;
+}
+
+static DlStatus read_text(DlCtx *ctx, const char *path, char **out) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return dl_error(ctx, DL_ERR_IO, "cannot open '%s': %s", path,
+                    strerror(errno));
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+    len += got;
+    if (len + 1 == cap) {
+      char *nb = realloc(buf, cap *= 2);
+      if (!nb)
+        free(buf);
+      buf = nb;
+    }
+  }
+  bool err = ferror(f) != 0;
+  fclose(f);
+  if (!buf)
+    return dl_error(ctx, DL_ERR_NOMEM, "out of memory");
+  if (err) {
+    free(buf);
+    return dl_error(ctx, DL_ERR_IO, "cannot read '%s'", path);
+  }
+  *out = dl_arena_strndup(&ctx->arena, buf, len);
+  free(buf);
+  return *out ? DL_OK : dl_error(ctx, DL_ERR_NOMEM, "out of memory");
+}
+
+/* Text outputs (ir, kir): to a temp file renamed into place, or stdout. */
+typedef struct TextOut {
+  FILE *f;
+  char *tmp;
+  const char *path;
+} TextOut;
+
+static DlStatus text_open(DlCtx *ctx, const char *path, TextOut *t) {
+  t->path = path;
+  t->tmp = NULL;
+  if (!path || strcmp(path, "-") == 0) {
+    t->f = stdout;
+    return DL_OK;
+  }
+  t->tmp = dl_arena_printf(&ctx->arena, "%s.tmpXXXXXX", path);
+  int fd = mkstemp(t->tmp);
+  if (fd < 0)
+    return dl_error(ctx, DL_ERR_IO, "cannot write '%s': %s", path,
+                    strerror(errno));
+  fchmod(fd, 0644);
+  t->f = fdopen(fd, "w");
+  if (!t->f) {
+    close(fd);
+    unlink(t->tmp);
+    return dl_error(ctx, DL_ERR_IO, "cannot write '%s'", path);
+  }
+  return DL_OK;
+}
+
+static DlStatus text_close(DlCtx *ctx, TextOut *t, DlStatus st) {
+  if (!t->tmp) {
+    fflush(stdout);
+    return st;
+  }
+  bool err = ferror(t->f) != 0;
+  if (fclose(t->f) != 0)
+    err = true;
+  if (st == DL_OK && err)
+    st = dl_error(ctx, DL_ERR_IO, "cannot write '%s'", t->path);
+  if (st == DL_OK && rename(t->tmp, t->path) != 0)
+    st = dl_error(ctx, DL_ERR_IO, "cannot write '%s': %s", t->path,
+                  strerror(errno));
+  if (st != DL_OK)
+    unlink(t->tmp);
+  return st;
+}
+
+static DlStatus import_model(DlCtx *ctx, const char *path, DlGraph **g) {
+  if (ends_with(path, ".ir")) {
+    char *text;
+    DL_TRY(read_text(ctx, path, &text));
+    return dl_ir_parse(ctx, text, g);
+  }
+  return dl_import_onnx(ctx, path, g);
+}
+
+DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
+  if (!o || !o->input)
+    return dl_error(ctx, DL_ERR_USAGE, "no input file");
+  /* target and backend (LLVM backend / cross compilation) */
+  DlTarget tgt;
+  DL_TRY(dl_target_resolve(ctx, o->target, o->cpu, o->features, &tgt));
+  const DlBackend *be = dl_backend_c();
+  if (o->backend && strcmp(o->backend, "c") != 0 &&
+      strcmp(o->backend, "llvm") != 0)
+    return dl_error(ctx, DL_ERR_USAGE, "unknown backend '%s' (c, llvm)",
+                    o->backend);
+  if (o->emit != DL_EMIT_C && (!o->backend || strcmp(o->backend, "llvm") == 0)) {
+    if (dl_backend_llvm())
+      be = dl_backend_llvm();
+    else if (o->backend)
+      return dl_error(ctx, DL_ERR_UNSUPPORTED,
+                      "this dlcc was built without LLVM (--backend=llvm)");
+  }
+  if (be == dl_backend_c() && o->emit == DL_EMIT_SO && !dl_target_is_host(&tgt)) {
+    char *cc;
+    DL_TRY(dl_target_c_compiler(ctx, &tgt, &cc));
+    setenv("CC", cc, 1); /* the C backend compiles with $CC */
+  }
+  ctx->opt.opt_level = o->opt_level;
+
+  /* front end and graph passes */
+  DlGraph *g = NULL;
+  DL_TRY(import_model(ctx, o->input, &g));
+  DL_TRY(dl_verify(g, false));
+  DL_TRY(dl_infer_graph(g));
+  DL_TRY(dl_verify(g, true));
+  DL_TRY(dl_pass_dce(g, NULL));
+  if (ctx->opt.verify_each_pass)
+    DL_TRY(dl_verify(g, true));
+
+  if (o->emit == DL_EMIT_IR) {
+    TextOut t;
+    DL_TRY(text_open(ctx, o->output, &t));
+    return text_close(ctx, &t, dl_ir_print(g, t.f));
+  }
+
+  /* kernels and storage */
+  KProgram *prog = NULL;
+  DL_TRY(kir_lower_graph(g, &prog));
+  KPlan *plan = NULL;
+  DL_TRY(kplan_build_ex(prog,
+                        o->sidecar_threshold ? o->sidecar_threshold
+                                             : DL_SIDECAR_THRESHOLD_DEFAULT,
+                        &plan));
+
+  if (o->emit == DL_EMIT_KIR) {
+    TextOut t;
+    DL_TRY(text_open(ctx, o->output, &t));
+    for (int k = 0; k < prog->nkernels; k++)
+      kir_print(g, prog->kernels[k], t.f);
+    return text_close(ctx, &t, DL_OK);
+  }
+
+  /* module and header */
+  const char *out = o->output;
+  if (!out)
+    out = dl_arena_printf(&ctx->arena, "%s.%s", stem(ctx, o->input),
+                          o->emit == DL_EMIT_C ? "c"
+                          : tgt.macho           ? "dylib"
+                                                : "so");
+  DlEmitRequest rq = {0};
+  rq.prefix = o->prefix ? o->prefix : dlcc_prefix_from_path(ctx, out);
+  rq.out_path = out;
+  rq.header_path = o->no_header ? NULL : with_ext(ctx, out, ".h");
+  if (rq.header_path && strcmp(rq.header_path, out) == 0)
+    rq.header_path = dl_arena_printf(&ctx->arena, "%s.h", out);
+  rq.sidecar_path = dl_arena_printf(&ctx->arena, "%s.weights", out);
+  rq.target = o->target;
+  rq.opt_level = o->opt_level;
+  rq.cpu = o->cpu;
+  rq.features = o->features;
+
+  DlStatus st = o->emit == DL_EMIT_C ? be->emit_source(prog, plan, &rq)
+                                     : be->emit_shared(prog, plan, &rq);
+  if (st != DL_OK)
+    return st;
+  if (rq.header_path) {
+    st = dl_write_header(prog, plan, &rq);
+    if (st != DL_OK) {
+      unlink(out);
+      if (plan->weights_sidecar)
+        unlink(rq.sidecar_path);
+      return st;
+    }
+  }
+  return DL_OK;
+}

@@ -1,0 +1,47 @@
+/*
+ * driver.h - the whole compilation, from a model file to a module.
+ *
+ *   import (ONNX, or textual IR for *.ir) -> verify -> infer -> verify typed
+ *   -> passes -> lower to kernel IR -> storage plan -> backend -> header
+ *
+ * Nothing half-written is left behind on failure: every output file is
+ * written to a temporary name and renamed into place.
+ */
+#ifndef DLCC_DRIVER_H
+#define DLCC_DRIVER_H
+
+#include "ir/base.h"
+
+#include <stdint.h>
+
+typedef enum DlEmitKind {
+  DL_EMIT_SO = 0, /* shared object + header (default) */
+  DL_EMIT_C,      /* C source X.c + header X.h */
+  DL_EMIT_IR,     /* textual IR after the passes */
+  DL_EMIT_KIR     /* kernel IR dump */
+} DlEmitKind;
+
+typedef struct DlCompileOptions {
+  const char *input;  /* model.onnx or graph.ir */
+  const char *output; /* NULL: <input stem>.so / .c; stdout for ir/kir */
+  DlEmitKind emit;
+  int opt_level;      /* 0..3 */
+  const char *prefix; /* entry point prefix; NULL: output stem sanitized */
+  const char *target; /* NULL or "host" */
+  /* Weight blobs larger than this go to <output>.weights; 0 = default. */
+  uint64_t sidecar_threshold;
+  bool no_header; /* do not write the .h next to the output */
+  /* Added for the LLVM backend and cross compilation: */
+  const char *backend;  /* "c", "llvm" or NULL (llvm when built with it) */
+  const char *cpu;      /* --cpu= refinement of the target, or NULL */
+  const char *features; /* --features= refinement, or NULL */
+} DlCompileOptions;
+
+/* Compiles o->input as described above; diagnostics are left in ctx. */
+DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o);
+
+/* Turns the stem of path ("dir/my-model.so" -> "my_model") into a C
+ * identifier in the arena. */
+char *dlcc_prefix_from_path(DlCtx *ctx, const char *path);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * dlcc.c - the compiler's command line, in the style of cc/clang:
+ *
+ *   dlcc [options] model.onnx -o model.so
+ *
+ * Exit status: 0 success, 1 compilation error (diagnostics on stderr),
+ * 2 usage error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/llvm/targets.h"
+#include "driver/driver.h"
+
+#ifndef DLCC_VERSION
+#define DLCC_VERSION "0.0.0"
+#endif
+
+static void usage(FILE *f) {
+  fputs("usage: dlcc [options] <model.onnx | graph.ir> [-o <output>]\n"
+        "\n"
+        "Compiles an ONNX model into a native module plus a C header.\n"
+        "\n"
+        "options:\n"
+        "  -o <file>            output file (default: <model>.so, <model>.c;\n"
+        "                       stdout for --emit=ir and --emit=kir)\n"
+        "  --emit=<kind>        so (default): shared object and <out>.h\n"
+        "                       c: C99 source <out>.c and <out>.h\n"
+        "                       ir: textual graph IR after the passes\n"
+        "                       kir: kernel IR dump\n"
+        "  -O0 -O1 -O2 -O3      optimization level (default -O2)\n"
+        "  --name=<prefix>      C prefix of the entry points (default: the\n"
+        "                       output file name as a C identifier)\n"
+        "  --target=<t>         code generation target: host (default), an\n"
+        "                       alias (rpi4, aarch64, armv7, apple-m1, ...)\n"
+        "                       or an LLVM triple; see --list-targets\n"
+        "  --cpu=<name>         target CPU (e.g. cortex-a72, x86-64-v3)\n"
+        "  --features=<list>    target features (e.g. +neon,-avx512f)\n"
+        "  --backend=<b>        llvm (default when built with LLVM) or c\n"
+        "  --list-targets       list the target aliases\n"
+        "  --weights-sidecar-threshold=<bytes>\n"
+        "                       weights above this size go to <out>.weights\n"
+        "                       (default 67108864)\n"
+        "  --no-header          do not write the .h file\n"
+        "  --help               show this help\n"
+        "  --version            show the version\n",
+        f);
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+  fputs("dlcc: error: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs("\n(run 'dlcc --help' for usage)\n", stderr);
+  return 2;
+}
+
+static bool is_c_ident(const char *s) {
+  if (!*s || (*s >= '0' && *s <= '9'))
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+          (*s >= '0' && *s <= '9') || *s == '_'))
+      return false;
+  return true;
+}
+
+int main(int argc, char **argv) {
+  DlCompileOptions o = {0};
+  o.opt_level = 2;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(a, "--version") == 0) {
+      printf("dlcc %s\n", DLCC_VERSION);
+      return 0;
+    } else if (strcmp(a, "-o") == 0) {
+      if (i + 1 >= argc)
+        return usage_error("missing argument to '%s'", a);
+      o.output = argv[++i];
+    } else if (strncmp(a, "-o", 2) == 0 && a[2]) {
+      o.output = a + 2;
+    } else if (strncmp(a, "--emit=", 7) == 0) {
+      const char *k = a + 7;
+      if (strcmp(k, "so") == 0)
+        o.emit = DL_EMIT_SO;
+      else if (strcmp(k, "c") == 0)
+        o.emit = DL_EMIT_C;
+      else if (strcmp(k, "ir") == 0)
+        o.emit = DL_EMIT_IR;
+      else if (strcmp(k, "kir") == 0)
+        o.emit = DL_EMIT_KIR;
+      else
+        return usage_error("unknown --emit kind '%s' (so, c, ir, kir)", k);
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' &&
+               !a[3]) {
+      o.opt_level = a[2] - '0';
+    } else if (strncmp(a, "--name=", 7) == 0) {
+      if (!is_c_ident(a + 7))
+        return usage_error("--name needs a C identifier, got '%s'", a + 7);
+      o.prefix = a + 7;
+    } else if (strncmp(a, "--target=", 9) == 0) {
+      o.target = a + 9;
+      if (!*o.target)
+        return usage_error("missing argument to '%s'", a);
+    } else if (strcmp(a, "--list-targets") == 0) {
+      dl_target_list(stdout);
+      return 0;
+    } else if (strncmp(a, "--cpu=", 6) == 0) {
+      o.cpu = a + 6;
+    } else if (strncmp(a, "--features=", 11) == 0) {
+      o.features = a + 11;
+    } else if (strncmp(a, "--backend=", 10) == 0) {
+      o.backend = a + 10;
+      if (strcmp(o.backend, "c") != 0 && strcmp(o.backend, "llvm") != 0)
+        return usage_error("unknown backend '%s' (c, llvm)", o.backend);
+      if (strcmp(o.backend, "llvm") == 0 && !dl_backend_llvm())
+        return usage_error("%s", "this dlcc was built without LLVM");
+    } else if (strncmp(a, "--weights-sidecar-threshold=", 28) == 0) {
+      const char *v = a + 28;
+      char *end;
+      errno = 0;
+      unsigned long long n = strtoull(v, &end, 10);
+      if (!*v || *end || errno || v[0] == '-')
+        return usage_error("bad byte count in '%s'", a);
+      o.sidecar_threshold = n ? (uint64_t)n : 1; /* 0 -> everything */
+    } else if (strcmp(a, "--no-header") == 0) {
+      o.no_header = true;
+    } else if (strcmp(a, "-") != 0 && a[0] == '-') {
+      return usage_error("unknown option '%s'", a);
+    } else {
+      if (o.input)
+        return usage_error("more than one input file ('%s')", a);
+      o.input = a;
+    }
+  }
+  if (!o.input)
+    return usage_error("%s", "no input file");
+
+  DlCtx ctx;
+  dl_ctx_init(&ctx, o.input);
+  DlStatus st = dlcc_compile(&ctx, &o);
+  if (st != DL_OK) {
+    if (ctx.ndiags == 0)
+      fprintf(stderr, "dlcc: error: %s: compilation failed (%s)\n", o.input,
+              dl_status_name(st));
+    dl_print_diags(&ctx, stderr);
+  }
+  dl_ctx_free(&ctx);
+  return st == DL_OK ? 0 : st == DL_ERR_USAGE ? 2 : 1;
+}
