@@ -45,4 +45,9 @@ DlStatus dl_import_onnx_buffer(DlCtx *ctx, const char *display_name,
                                const uint8_t *data, size_t len,
                                const char *base_dir, DlGraph **out);
 
+/* Makes graph input `name` a constant holding the tensor in `path` (.npy
+ * or ONNX TensorProto .pb); its dtype, rank and fixed dims must match.  The
+ * input leaves the module's signature (frontend/freeze.c). */
+DlStatus dl_freeze_input(DlGraph *g, const char *name, const char *path);
+
 #endif
