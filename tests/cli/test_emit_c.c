@@ -252,5 +252,14 @@ int main(int argc, char **argv) {
     }
   }
   printf("bad=%d\n", bad);
+  for (int b = 0; b < k->nbufs; b++)
+    if (!g->values[k->bufs[b].value]->is_input)
+      free(bufs[b]);
+  for (int i = 0; i < 10; i++)
+    free(tin[i].data);
+  for (int o = 0; o < g->noutputs; o++)
+    free(tout[o].data);
+  dlclose(h);
+  dl_ctx_free(&ctx);
   return bad != 0;
 }

@@ -42,3 +42,7 @@ add_test(NAME runtime_examples
           --build-dir ${CMAKE_BINARY_DIR} --work ${DLCC_RT_TEST_DIR}/examples)
 set_tests_properties(runtime_api runtime_tensor_io runtime_dlcc_run
   runtime_examples PROPERTIES TIMEOUT 300)
+if(DLCC_SANITIZE)
+  set_tests_properties(runtime_examples PROPERTIES ENVIRONMENT
+    "DLCC_EXAMPLE_CFLAGS=-fsanitize=address,undefined")
+endif()
