@@ -71,6 +71,10 @@ typedef struct DlBackend {
 
 const DlBackend *dl_backend_c(void);
 
+/* Workspace bytes the plan needs for symbol values syms[] (added for
+ * --stats; must follow the layout the backends use). */
+uint64_t kplan_workspace_bytes(const KPlan *p, const int64_t *syms);
+
 /* The generated header, common to every backend. */
 DlStatus dl_write_header(KProgram *p, KPlan *plan, const DlEmitRequest *rq);
 
