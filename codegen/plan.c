@@ -257,3 +257,12 @@ DlStatus kplan_build_ex(KProgram *p, uint64_t sidecar_threshold, KPlan **out) {
 DlStatus kplan_build(KProgram *p, KPlan **out) {
   return kplan_build_ex(p, DL_SIDECAR_THRESHOLD_DEFAULT, out);
 }
+
+uint64_t kplan_workspace_bytes(const KPlan *p, const int64_t *syms) {
+  uint64_t o = 0;
+  for (int i = 0; i < p->nslots; i++) {
+    int64_t n = dl_dim_eval(&p->slots[i].numel, syms);
+    o = align64(o + (uint64_t)(n > 0 ? n : 0) * p->slots[i].elem_size);
+  }
+  return o;
+}

@@ -15,7 +15,7 @@
 #include "codegen/module.h"
 #include "frontend/onnx_import.h"
 #include "ir/ir.h"
-#include "passes/dce.h"
+#include "passes/pass.h"
 
 static bool ends_with(const char *s, const char *suf) {
   size_t n = strlen(s), m = strlen(suf);
@@ -129,6 +129,87 @@ static DlStatus text_close(DlCtx *ctx, TextOut *t, DlStatus st) {
   return st;
 }
 
+static int live_nodes(const DlGraph *g) {
+  int n = 0;
+  for (int k = 0; k < g->nnodes; k++)
+    n += !g->nodes[k]->dead;
+  return n;
+}
+
+/* ---- --stats: one JSON object on stdout ------------------------------- */
+
+typedef struct Stats {
+  int nodes_in;
+  const DlPassRun *runs;
+  int nruns;
+} Stats;
+
+static void json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static DlStatus print_stats(DlGraph *g, const KProgram *prog, const KPlan *plan,
+                            const Stats *s) {
+  DlCtx *ctx = g->ctx;
+  int ns = g->nsyms > 0 ? g->nsyms : 1;
+  int64_t *ones = dl_arena_alloc(&ctx->arena, sizeof(int64_t) * (size_t)ns);
+  int *count = dl_arena_alloc(&ctx->arena, sizeof(int) * (DL_OP_COUNT + 1));
+  if (!ones || !count)
+    return dl_error(ctx, DL_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < ns; i++)
+    ones[i] = 1;
+  for (int k = 0; k < g->nnodes; k++)
+    if (!g->nodes[k]->dead && g->nodes[k]->op >= 0 &&
+        g->nodes[k]->op < DL_OP_COUNT)
+      count[g->nodes[k]->op]++;
+  uint64_t inter = 0;
+  bool symbolic = false;
+  for (int i = 0; i < plan->nslots; i++) {
+    int64_t n = dl_dim_eval(&plan->slots[i].numel, ones);
+    inter += (uint64_t)(n > 0 ? n : 0) * plan->slots[i].elem_size;
+    if (!dl_dim_is_const(&plan->slots[i].numel, NULL))
+      symbolic = true;
+  }
+  FILE *f = stdout;
+  fprintf(f, "{\"nodes_in\": %d, \"nodes_out\": %d, \"kernels\": %d, ",
+          s->nodes_in, live_nodes(g), prog->nkernels);
+  fputs("\"ops_out\": {", f);
+  bool first = true;
+  for (int op = 0; op < DL_OP_COUNT; op++) {
+    if (!count[op])
+      continue;
+    fprintf(f, "%s", first ? "" : ", ");
+    json_str(f, dl_op_name((DlOp)op));
+    fprintf(f, ": %d", count[op]);
+    first = false;
+  }
+  fprintf(f, "}, \"arena_bytes\": %llu, \"symbolic\": %s, ",
+          (unsigned long long)kplan_workspace_bytes(plan, ones),
+          symbolic ? "true" : "false");
+  fprintf(f, "\"weights_bytes\": %llu, \"intermediate_bytes\": %llu, ",
+          (unsigned long long)plan->weights_bytes, (unsigned long long)inter);
+  fputs("\"passes\": [", f);
+  for (int i = 0; i < s->nruns; i++) {
+    fprintf(f, "%s{\"name\": ", i ? ", " : "");
+    json_str(f, s->runs[i].name);
+    fprintf(f, ", \"ms\": %.3f, \"changed\": %s}", s->runs[i].ms,
+            s->runs[i].changed ? "true" : "false");
+  }
+  fputs("]}\n", f);
+  fflush(f);
+  return ferror(f) ? dl_error(ctx, DL_ERR_IO, "cannot write --stats") : DL_OK;
+}
+
 static DlStatus import_model(DlCtx *ctx, const char *path, DlGraph **g) {
   if (ends_with(path, ".ir")) {
     char *text;
@@ -162,21 +243,40 @@ DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
     setenv("CC", cc, 1); /* the C backend compiles with $CC */
   }
   ctx->opt.opt_level = o->opt_level;
+  if (o->verify_each_pass)
+    ctx->opt.verify_each_pass = true;
+  DlPassOptions po = {0};
+  po.level = o->opt_level;
+  po.passes = o->passes;
+  po.disable = o->disable_passes;
+  po.ndisable = o->ndisable_passes;
+  po.print_after = o->print_ir_after;
+  po.nprint_after = o->nprint_ir_after;
+  po.print_after_all = o->print_ir_after_all;
+  po.dump_dot = o->dump_dot;
+  DL_TRY(dl_pass_check_options(ctx, &po));
 
   /* front end and graph passes */
   DlGraph *g = NULL;
   DL_TRY(import_model(ctx, o->input, &g));
+  for (int i = 0; i < o->nfreeze; i++)
+    DL_TRY(dl_freeze_input(g, o->freeze_names[i], o->freeze_files[i]));
+  int nodes_in = live_nodes(g);
   DL_TRY(dl_verify(g, false));
   DL_TRY(dl_infer_graph(g));
   DL_TRY(dl_verify(g, true));
-  DL_TRY(dl_pass_dce(g, NULL));
-  if (ctx->opt.verify_each_pass)
+  DlPassRun *runs = NULL;
+  int nruns = 0;
+  DL_TRY(dl_run_passes(g, &po, &runs, &nruns));
+  if (!ctx->opt.verify_each_pass)
     DL_TRY(dl_verify(g, true));
 
   if (o->emit == DL_EMIT_IR) {
     TextOut t;
     DL_TRY(text_open(ctx, o->output, &t));
-    return text_close(ctx, &t, dl_ir_print(g, t.f));
+    DL_TRY(text_close(ctx, &t, dl_ir_print(g, t.f)));
+    if (!o->stats)
+      return DL_OK;
   }
 
   /* kernels and storage */
@@ -188,12 +288,16 @@ DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
                                              : DL_SIDECAR_THRESHOLD_DEFAULT,
                         &plan));
 
+  Stats stats = {nodes_in, runs, nruns};
+  if (o->emit == DL_EMIT_IR)
+    return print_stats(g, prog, plan, &stats);
   if (o->emit == DL_EMIT_KIR) {
     TextOut t;
     DL_TRY(text_open(ctx, o->output, &t));
     for (int k = 0; k < prog->nkernels; k++)
       kir_print(g, prog->kernels[k], t.f);
-    return text_close(ctx, &t, DL_OK);
+    DL_TRY(text_close(ctx, &t, DL_OK));
+    return o->stats ? print_stats(g, prog, plan, &stats) : DL_OK;
   }
 
   /* module and header */
@@ -228,5 +332,5 @@ DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
       return st;
     }
   }
-  return DL_OK;
+  return o->stats ? print_stats(g, prog, plan, &stats) : DL_OK;
 }

@@ -35,6 +35,20 @@ typedef struct DlCompileOptions {
   const char *backend;  /* "c", "llvm" or NULL (llvm when built with it) */
   const char *cpu;      /* --cpu= refinement of the target, or NULL */
   const char *features; /* --features= refinement, or NULL */
+  /* --freeze-input NAME=FILE: inputs made constants before inference. */
+  int nfreeze;
+  const char **freeze_names;
+  const char **freeze_files;
+  /* Added for the pass manager (passes/pass.h, docs/passes.md): */
+  const char *passes;                /* --passes=a,b,c or NULL */
+  const char *const *disable_passes; /* --disable-pass=NAME, repeatable */
+  int ndisable_passes;
+  const char *const *print_ir_after; /* --print-ir-after=NAME */
+  int nprint_ir_after;
+  bool print_ir_after_all; /* --print-ir-after-all */
+  const char *dump_dot;    /* --dump-dot=DIR */
+  bool verify_each_pass;   /* --verify-each-pass */
+  bool stats;              /* --stats: one JSON object on stdout */
 } DlCompileOptions;
 
 /* Compiles o->input as described above; diagnostics are left in ctx. */

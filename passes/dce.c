@@ -5,6 +5,8 @@
  */
 #include "passes/dce.h"
 
+#include "passes/pass.h"
+
 #include <string.h>
 
 /* Marks needed every value of g named like a value read inside sub. */
@@ -75,5 +77,13 @@ DlStatus dl_pass_dce(DlGraph *g, int *killed) {
   }
   if (killed)
     *killed = nk;
+  return DL_OK;
+}
+
+DlStatus dl_pass_dce_fn(DlGraph *g, bool *changed) {
+  int killed = 0;
+  DL_TRY(dl_pass_dce(g, &killed));
+  if (killed > 0)
+    *changed = true;
   return DL_OK;
 }

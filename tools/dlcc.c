@@ -4,7 +4,8 @@
  *   dlcc [options] model.onnx -o model.so
  *
  * Exit status: 0 success, 1 compilation error (diagnostics on stderr),
- * 2 usage error.
+ * 2 usage error, 3 the model is valid but uses something dlcc does not
+ * support (every such op is listed).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "codegen/llvm/targets.h"
 #include "driver/driver.h"
+#include "passes/pass.h"
 
 #ifndef DLCC_VERSION
 #define DLCC_VERSION "0.0.0"
@@ -44,6 +46,22 @@ static void usage(FILE *f) {
         "                       weights above this size go to <out>.weights\n"
         "                       (default 67108864)\n"
         "  --no-header          do not write the .h file\n"
+        "  --freeze-input NAME=FILE\n"
+        "                       make input NAME a constant with the tensor in\n"
+        "                       FILE (.npy or .pb), e.g. a shape given as input\n"
+        "\n"
+        "graph passes (see docs/passes.md):\n"
+        "  --passes=<a,b,...>   run exactly these passes, in this order\n"
+        "  --disable-pass=<p>   skip pass p (repeatable)\n"
+        "  --list-passes        list the passes and their -O levels\n"
+        "  --verify-each-pass   run the IR verifier after every pass\n"
+        "                       (or DLCC_VERIFY_EACH_PASS=1)\n"
+        "  --print-ir-after=<p> print the IR to stderr after pass p\n"
+        "                       (repeatable)\n"
+        "  --print-ir-after-all print the IR to stderr after every pass\n"
+        "  --dump-dot=<dir>     write Graphviz drawings: <dir>/before.dot and\n"
+        "                       <dir>/after-NN-<pass>.dot\n"
+        "  --stats              print one JSON object of statistics on stdout\n"
         "  --help               show this help\n"
         "  --version            show the version\n",
         f);
@@ -66,9 +84,28 @@ static bool is_c_ident(const char *s) {
   return true;
 }
 
+static void list_passes(void) {
+  int n;
+  const DlPass *t = dl_pass_table(&n);
+  for (int i = 0; i < n; i++)
+    printf("%-16s -O%d  %s\n", t[i].name, t[i].min_level, t[i].summary);
+}
+
 int main(int argc, char **argv) {
   DlCompileOptions o = {0};
   o.opt_level = 2;
+  /* repeatable pass flags */
+  enum { MAX_REPEAT = 64 };
+  const char *disable[MAX_REPEAT], *print_after[MAX_REPEAT];
+  const char *freeze_names[MAX_REPEAT], *freeze_files[MAX_REPEAT];
+  static char freeze_buf[MAX_REPEAT][256];
+  o.freeze_names = freeze_names;
+  o.freeze_files = freeze_files;
+  o.disable_passes = disable;
+  o.print_ir_after = print_after;
+  const char *vep = getenv("DLCC_VERIFY_EACH_PASS");
+  if (vep && *vep && strcmp(vep, "0") != 0)
+    o.verify_each_pass = true;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -127,8 +164,45 @@ int main(int argc, char **argv) {
       if (!*v || *end || errno || v[0] == '-')
         return usage_error("bad byte count in '%s'", a);
       o.sidecar_threshold = n ? (uint64_t)n : 1; /* 0 -> everything */
+    } else if (strcmp(a, "--freeze-input") == 0 ||
+               strncmp(a, "--freeze-input=", 15) == 0) {
+      const char *v = a[14] == '=' ? a + 15 : (i + 1 < argc ? argv[++i] : "");
+      const char *eq = strchr(v, '=');
+      if (!eq || eq == v || !eq[1])
+        return usage_error("--freeze-input takes NAME=FILE, not '%s'", v);
+      if (o.nfreeze == MAX_REPEAT)
+        return usage_error("too many uses of '%s'", "--freeze-input");
+      if ((size_t)(eq - v) >= sizeof freeze_buf[0])
+        return usage_error("input name too long in '%s'", v);
+      memcpy(freeze_buf[o.nfreeze], v, (size_t)(eq - v));
+      freeze_buf[o.nfreeze][eq - v] = '\0';
+      freeze_names[o.nfreeze] = freeze_buf[o.nfreeze];
+      freeze_files[o.nfreeze++] = eq + 1;
     } else if (strcmp(a, "--no-header") == 0) {
       o.no_header = true;
+    } else if (strncmp(a, "--passes=", 9) == 0) {
+      o.passes = a + 9;
+    } else if (strncmp(a, "--disable-pass=", 15) == 0) {
+      if (o.ndisable_passes == MAX_REPEAT)
+        return usage_error("too many '%s' flags", "--disable-pass");
+      disable[o.ndisable_passes++] = a + 15;
+    } else if (strcmp(a, "--list-passes") == 0) {
+      list_passes();
+      return 0;
+    } else if (strcmp(a, "--verify-each-pass") == 0) {
+      o.verify_each_pass = true;
+    } else if (strncmp(a, "--print-ir-after=", 17) == 0) {
+      if (o.nprint_ir_after == MAX_REPEAT)
+        return usage_error("too many '%s' flags", "--print-ir-after");
+      print_after[o.nprint_ir_after++] = a + 17;
+    } else if (strcmp(a, "--print-ir-after-all") == 0) {
+      o.print_ir_after_all = true;
+    } else if (strncmp(a, "--dump-dot=", 11) == 0) {
+      o.dump_dot = a + 11;
+      if (!*o.dump_dot)
+        return usage_error("missing argument to '%s'", a);
+    } else if (strcmp(a, "--stats") == 0) {
+      o.stats = true;
     } else if (strcmp(a, "-") != 0 && a[0] == '-') {
       return usage_error("unknown option '%s'", a);
     } else {
@@ -150,5 +224,8 @@ int main(int argc, char **argv) {
     dl_print_diags(&ctx, stderr);
   }
   dl_ctx_free(&ctx);
-  return st == DL_OK ? 0 : st == DL_ERR_USAGE ? 2 : 1;
+  /* 3 tells scripts "valid model, not supported yet" apart from errors. */
+  if (st == DL_OK)
+    return 0;
+  return st == DL_ERR_USAGE ? 2 : st == DL_ERR_UNSUPPORTED ? 3 : 1;
 }

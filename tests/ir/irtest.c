@@ -13,10 +13,15 @@
  *
  * roundtrip: parse, verify, print; the printed text must also parse back
  * and print identically.  infer: parse, verify, dl_infer_graph, verify with
- * types, print.  When a step fails the output is the diagnostics instead
+ * types, print.  passes=a,b,...: like infer, then the named graph passes
+ * in that order (passes/pass.h) with the verifier after each, then print
+ * (tests/passes/).  An optional "O3" word after the mode sets -O3 (for
+ * rules that only fire there): "// RUN: passes=simplify O3".  When a step
+ * fails the output is the diagnostics instead
  * ("dlcc: error: ..." lines), so expected failures are tests too.
  */
 #include "ir/ir.h"
+#include "passes/pass.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,20 +66,29 @@ static char *diags_text(DlCtx *ctx) {
   return s;
 }
 
-static char *run_test(const char *base, const char *mode, const char *input,
-                      bool *unstable) {
+static char *run_test(const char *base, const char *mode, int level,
+                      const char *input, bool *unstable) {
   DlCtx ctx;
   dl_ctx_init(&ctx, base);
+  bool passes = strncmp(mode, "passes=", 7) == 0;
+  ctx.opt.opt_level = level;
+  ctx.opt.verify_each_pass = true;
   DlGraph *g = NULL;
   char *result = NULL;
   *unstable = false;
   DlStatus st = dl_ir_parse(&ctx, input, &g);
   if (st == DL_OK)
     st = dl_verify(g, false);
-  if (st == DL_OK && strcmp(mode, "infer") == 0) {
+  if (st == DL_OK && (strcmp(mode, "infer") == 0 || passes)) {
     st = dl_infer_graph(g);
     if (st == DL_OK)
       st = dl_verify(g, true);
+  }
+  if (st == DL_OK && passes) {
+    DlPassOptions po = {0};
+    po.level = level;
+    po.passes = mode + 7;
+    st = dl_run_passes(g, &po, NULL, NULL);
   }
   if (st == DL_OK) {
     char *text = dl_ir_to_string(g);
@@ -176,12 +190,13 @@ static int do_file(const char *path, bool update) {
   }
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
-  char mode[32] = "";
-  if (sscanf(text, "// RUN: %31s", mode) != 1 ||
-      (strcmp(mode, "roundtrip") != 0 && strcmp(mode, "infer") != 0)) {
+  char mode[256] = "", level[8] = "";
+  int nf = sscanf(text, "// RUN: %255s %7[O0-3]", mode, level);
+  if (nf < 1 || (strcmp(mode, "roundtrip") != 0 && strcmp(mode, "infer") != 0 &&
+                 strncmp(mode, "passes=", 7) != 0)) {
     fprintf(stderr,
-            "irtest: %s: first line must be '// RUN: roundtrip' "
-            "or '// RUN: infer'\n",
+            "irtest: %s: first line must be '// RUN: roundtrip', "
+            "'// RUN: infer' or '// RUN: passes=a,b'\n",
             path);
     free(text);
     return 1;
@@ -200,7 +215,8 @@ static int do_file(const char *path, bool update) {
     *mark = 0; /* input ends here */
   }
   bool unstable = false;
-  char *actual = run_test(base, mode, text, &unstable);
+  int lvl = nf == 2 && level[0] == 'O' ? level[1] - '0' : 2;
+  char *actual = run_test(base, mode, lvl, text, &unstable);
   if (!actual) {
     fprintf(stderr, "irtest: %s: out of memory\n", path);
     free(text);
