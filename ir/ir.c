@@ -79,13 +79,24 @@ const char *dl_op_name(DlOp op) {
   return op_names[op];
 }
 
+/* Ops of the "fused" family are dlcc's own, in the "dlcc" domain. */
+static const char *const op_families[DL_OP_COUNT] = {
+    [DL_OP_UNKNOWN] = "",
+#define DL_OP(name, fam, min_in, max_in, min_out, max_out)                     \
+  [DL_OP_##name] = #fam,
+#include "ops/ops.def"
+#undef DL_OP
+};
+
 DlOp dl_op_from_name(const char *domain, const char *op_type) {
   if (!op_type)
     return DL_OP_UNKNOWN;
-  if (domain && domain[0] && strcmp(domain, "ai.onnx") != 0)
+  bool internal = domain && strcmp(domain, "dlcc") == 0;
+  if (!internal && domain && domain[0] && strcmp(domain, "ai.onnx") != 0)
     return DL_OP_UNKNOWN;
   for (int i = 1; i < DL_OP_COUNT; i++)
-    if (strcmp(op_names[i], op_type) == 0)
+    if (strcmp(op_names[i], op_type) == 0 &&
+        (strcmp(op_families[i], "fused") == 0) == internal)
       return (DlOp)i;
   return DL_OP_UNKNOWN;
 }

@@ -598,6 +598,39 @@ static DlStatus ew_infer(DlGraph *g, DlNode *n, DlOp op) {
 
 /* ---- generic lowering --------------------------------------------------- */
 
+KExpr *dl_elementwise_expr(KBuilder *kb, DlGraph *g, const DlNode *n,
+                           KExpr *const *in) {
+  const EwDesc *d = ew_desc(n->op);
+  const DlValue *out = dl_out(g, n, 0);
+  if (!d || !out || n->nin > MAX_IN)
+    return NULL;
+  const DlValue *dv = dl_in(g, n, data_input(d));
+  if (!dv)
+    return NULL;
+  EwIn e;
+  memset(&e, 0, sizeof e);
+  e.nx = n->nin;
+  e.opset = node_opset(g, n);
+  e.t = dv->dtype;
+  for (int i = 0; i < n->nin; i++)
+    e.x[i] = dl_in(g, n, i) ? in[i] : NULL;
+  KExpr *r;
+  if (d->build) {
+    r = d->build(kb, n, &e);
+  } else {
+    r = e.x[0];
+    for (int i = 1; i < e.nx; i++)
+      r = ke_bin(kb, d->bop, r, e.x[i]);
+  }
+  if (r && r->dtype != out->dtype)
+    r = ke_cast(kb, out->dtype, r);
+  return r;
+}
+
+bool dl_is_elementwise(DlOp op) {
+  return ew_desc(op) != NULL;
+}
+
 /* Opens loops over the whole shape: outer ones parallel, the innermost a
  * vector candidate (kb_for_shape flags it).  Returns the number opened. */
 static int open_loops(KBuilder *kb, int rank, const DlDim *dims, KExpr **idx) {
@@ -618,28 +651,15 @@ static DlStatus ew_lower(KBuilder *kb, DlGraph *g, DlNode *n, DlOp op) {
   }
   KExpr *idx[DL_MAX_RANK];
   int nl = open_loops(kb, out->rank, out->dims, idx);
-  EwIn in;
-  memset(&in, 0, sizeof in);
-  in.nx = n->nin;
-  in.opset = node_opset(g, n);
-  in.t = dl_in(g, n, data_input(d))->dtype;
+  KExpr *x[MAX_IN];
   for (int i = 0; i < n->nin; i++) {
     const DlValue *v = dl_in(g, n, i);
-    if (v)
-      in.x[i] = ke_load(kb, ibuf[i], ke_bcast_index(kb, v, out->rank, idx));
+    x[i] =
+        v ? ke_load(kb, ibuf[i], ke_bcast_index(kb, v, out->rank, idx)) : NULL;
   }
-  KExpr *r;
-  if (d->build) {
-    r = d->build(kb, n, &in);
-  } else {
-    r = in.x[0];
-    for (int i = 1; i < in.nx; i++)
-      r = ke_bin(kb, d->bop, r, in.x[i]);
-  }
+  KExpr *r = dl_elementwise_expr(kb, g, n, x);
   if (!r)
     return DL_UNREACHABLE(g->ctx);
-  if (r->dtype != out->dtype)
-    r = ke_cast(kb, out->dtype, r);
   kb_store(kb, obuf, ke_flat_index(kb, out->rank, out->dims, idx), r);
   kb_end_n(kb, nl);
   return DL_OK;

@@ -69,7 +69,11 @@ static DlStatus check_legacy_broadcast(DlGraph *g, DlNode *n) {
 }
 
 static DlStatus check_arity(DlGraph *g, DlNode *n, const DlOpInfo *info) {
-  int nin = present_count(n->in, n->nin);
+  /* A fused epilogue's extra tensors follow the op's own inputs. */
+  int own = n->nin;
+  if (dl_has_epilogue(n) && dl_epilogue_base(n) < own)
+    own = dl_epilogue_base(n);
+  int nin = present_count(n->in, own);
   int nout = present_count(n->out, n->nout);
   if (nin < info->min_in || nin > info->max_in) {
     if (info->min_in == info->max_in)

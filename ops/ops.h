@@ -56,4 +56,38 @@ DlStatus dl_need_input(DlGraph *g, const DlNode *n, int i, DlValue **out);
 DlStatus dl_const_ints(DlGraph *g, const DlNode *n, int input,
                        int64_t *out, int cap, int *count);
 
+/* ---- fused epilogues (ops/epilogue.c) ---------------------------------
+ * Conv, ConvTranspose, MatMul and Gemm nodes may carry an epilogue fused
+ * into them by passes/fuse_epilogue.c (bias, activation, residual add).
+ * Their lowerings call dl_epilogue on every final output value before it is
+ * stored: v is the value, idx[out_rank] the output element's indices.  With
+ * no epilogue it returns v unchanged. */
+bool dl_has_epilogue(const DlNode *n);
+KExpr *dl_epilogue(KBuilder *kb, DlGraph *g, const DlNode *n, KExpr *v,
+                   KExpr *const *idx);
+/* The epilogue is the GRAPH attribute "dlcc.epilogue" (input 0: the
+ * node's own result, inputs 1..: the extra tensors, one output); the extra
+ * tensors are the node's inputs from dl_epilogue_base(n) (the op's max_in)
+ * on, each broadcasting to the output shape. */
+int dl_epilogue_base(const DlNode *n);
+/* Applies the epilogue in place over the whole output buffer, for lowerings
+ * that accumulate into the output: one more loop nest in the same kernel. */
+DlStatus dl_epilogue_inplace(KBuilder *kb, DlGraph *g, const DlNode *n);
+
+/* ---- elementwise expressions (ops/elementwise.c) -----------------------
+ * The element expression of an elementwise op (a row of the elementwise
+ * table: unary, binary, variadic, Where, Clip, Cast) from its loaded input
+ * elements in[n->nin] (NULL for omitted inputs), cast to the output dtype;
+ * g is the graph n belongs to.  NULL if n is not elementwise.  Fusion
+ * renders chains of ops through it, so each op is still defined once. */
+KExpr *dl_elementwise_expr(KBuilder *kb, DlGraph *g, const DlNode *n,
+                           KExpr *const *in);
+bool dl_is_elementwise(DlOp op);
+
+/* ---- fused subgraphs (ops/fused.c) -------------------------------------
+ * The output of a subgraph of elementwise ops (an epilogue, the body of a
+ * FusedElementwise) given its inputs' elements in[s->ninputs]; each body
+ * value is kept in a scalar local.  NULL if the body is malformed. */
+KExpr *dl_subgraph_expr(KBuilder *kb, const DlGraph *s, KExpr *const *in);
+
 #endif
