@@ -6,21 +6,23 @@
  * from the result.  Gemm is Y = alpha * A' * B' + beta * C on matrices,
  * with C broadcast to [M, N].
  *
- * Lowering: batch and row loops are parallel; each output row is zeroed,
- * then for every k the row of B scaled by A[i, k] is added with a
- * contiguous innermost loop over the columns (a vectorization candidate).
- * MatMul does MM_ROWS rows at a time so that each row of B is loaded once
- * for all of them.  Gemm with transB computes dot products of contiguous
- * rows with GEMM_LANES partial sums (vectorizable without reassociation).
+ * Lowering: register blocks of MM_ROWS rows x MM_NR columns
+ * (ops/gemm_block.h) accumulate in scalar locals over k and are stored
+ * once; the column remainder is one block ending at the last column.
+ * Alpha, C and the fused epilogue apply in a vector loop after the plain
+ * stores.  Gemm with transB computes dot products of contiguous rows with
+ * GEMM_LANES partial sums (vectorizable without reassociation).
  */
 #include <string.h>
 
+#include "ops/gemm_block.h"
 #include "ops/ops.h"
 
 /* Partial sums of the dot products of Gemm with transB (a power of 2). */
 #define GEMM_LANES 8
-/* Output rows of MatMul computed together, sharing each load of B. */
+/* Register block of MatMul: MM_ROWS rows x MM_NR columns. */
 #define MM_ROWS 4
+#define MM_NR 16
 
 static bool mm_type_ok(DlDType t) {
   return dl_dtype_is_float(t) || t == DL_I32 || t == DL_I64 || t == DL_U32 ||
@@ -149,73 +151,201 @@ static KExpr *mm_batch_off(KBuilder *kb, int rank, const DlDim *bd, int brank,
   return off;
 }
 
+/* ---- register blocks (ops/gemm_block.h) ---------------------------------- */
+
+void km_begin(KBuilder *kb, KMicro *m, int mr, int nr, DlDType t) {
+  m->mr = mr;
+  m->nr = nr;
+  m->t = t;
+  for (int i = 0; i < mr * nr; i++)
+    m->acc[i] = kb_decl(kb, "acc", t, ke_const(kb, t, 0.0));
+}
+
+void km_accum(KBuilder *kb, const KMicro *m, int abuf, KExpr *const *aidx,
+              int bbuf, KExpr *b0, int64_t bstride) {
+  int av[KM_MAX_MR];
+  for (int r = 0; r < m->mr; r++)
+    av[r] = kb_decl(kb, "a", m->t, ke_load(kb, abuf, aidx[r]));
+  int vb = kb_decl(kb, "b0", DL_I64, b0);
+  for (int r = 0; r < m->mr; r++)
+    for (int v = 0; v < m->nr; v++) {
+      int acc = m->acc[r * m->nr + v];
+      KExpr *bi = ke_add(kb, ke_var(kb, vb), ke_int(kb, v * bstride));
+      kb_assign(kb, acc,
+                ke_add(kb, ke_var(kb, acc),
+                       ke_mul(kb, ke_var(kb, av[r]), ke_load(kb, bbuf, bi))));
+    }
+}
+
+KExpr *km_acc(KBuilder *kb, const KMicro *m, int r, int v) {
+  return ke_var(kb, m->acc[r * m->nr + v]);
+}
+
+/* What a MatMul block needs: buffers, dims and batch offsets. */
+typedef struct MmCtx {
+  DlGraph *g;
+  DlNode *n;
+  const MmShape *s;
+  DlDType t;
+  int ba, bb, by;
+  int vab, vbb, vyb; /* batch offsets of A, B, Y */
+  int brank;
+  int vb[DL_MAX_RANK]; /* batch loop variables */
+  /* Gemm: A transposed, y = alpha * acc + beta * C */
+  bool ta, gemm;
+  double alpha, beta;
+  int bc;
+  const DlValue *cval;
+} MmCtx;
+
 /*
- * Emits R output rows starting at row0 (an I64 expression) of one batch
- * block: the rows are zeroed, then for every k each row gets A[row, k]
- * times the row k of B; the row of B is loaded once for all R rows.
+ * One mr x nr block of one batch: rows row0.., columns col0..; the k loop
+ * accumulates in locals, then each output is stored once through the
+ * epilogue.
  */
-static void mm_rows(KBuilder *kb, const MmShape *s, DlDType t, int ba, int bb,
-                    int by, int vab, int vbb, int vyb, KExpr *row0, int R) {
-  int yr[MM_ROWS], ar[MM_ROWS], av[MM_ROWS];
+static void mm_block(KBuilder *kb, const MmCtx *c, KExpr *row0, int mr,
+                     KExpr *col0, int nr) {
+  const MmShape *s = c->s;
   KExpr *dn = ke_dim(kb, &s->n), *dk = ke_dim(kb, &s->k);
   int vr0 = kb_decl(kb, "r0", DL_I64, row0);
-  for (int u = 0; u < R; u++) {
-    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, u));
-    yr[u] = kb_decl(kb, "yr", DL_I64,
-                    ke_add(kb, ke_var(kb, vyb), ke_mul(kb, row, dn)));
-    ar[u] = kb_decl(kb, "ar", DL_I64,
-                    ke_add(kb, ke_var(kb, vab), ke_mul(kb, row, dk)));
+  int vc0 = kb_decl(kb, "c0", DL_I64, col0);
+  int ar[KM_MAX_MR];
+  for (int r = 0; r < mr; r++) {
+    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, r));
+    ar[r] = kb_decl(
+        kb, "ar", DL_I64,
+        ke_add(kb, ke_var(kb, c->vab), c->ta ? row : ke_mul(kb, row, dk)));
   }
-  int vj = kb_for(kb, dn, "j", KF_VECTOR);
-  for (int u = 0; u < R; u++)
-    kb_store(kb, by, ke_add(kb, ke_var(kb, yr[u]), ke_var(kb, vj)),
-             ke_const(kb, t, 0.0));
-  kb_end(kb);
+  KMicro m;
+  km_begin(kb, &m, mr, nr, c->t);
   int vk = kb_for(kb, dk, "k", 0);
-  for (int u = 0; u < R; u++)
-    av[u] =
-        kb_decl(kb, "av", t,
-                ke_load(kb, ba, ke_add(kb, ke_var(kb, ar[u]), ke_var(kb, vk))));
-  int vbr =
-      kb_decl(kb, "br", DL_I64,
-              ke_add(kb, ke_var(kb, vbb), ke_mul(kb, ke_var(kb, vk), dn)));
-  vj = kb_for(kb, dn, "j", KF_VECTOR);
-  int vbv =
-      kb_decl(kb, "bv", t,
-              ke_load(kb, bb, ke_add(kb, ke_var(kb, vbr), ke_var(kb, vj))));
-  for (int u = 0; u < R; u++) {
-    KExpr *yi = ke_add(kb, ke_var(kb, yr[u]), ke_var(kb, vj));
-    kb_store(kb, by, yi,
-             ke_add(kb, ke_load(kb, by, yi),
-                    ke_mul(kb, ke_var(kb, av[u]), ke_var(kb, vbv))));
+  KExpr *aidx[KM_MAX_MR];
+  for (int r = 0; r < mr; r++)
+    aidx[r] = ke_add(kb, ke_var(kb, ar[r]),
+                     c->ta ? ke_mul(kb, ke_var(kb, vk), ke_dim(kb, &s->m))
+                           : ke_var(kb, vk));
+  KExpr *b0 =
+      ke_add(kb, ke_add(kb, ke_var(kb, c->vbb), ke_mul(kb, ke_var(kb, vk), dn)),
+             ke_var(kb, vc0));
+  km_accum(kb, &m, c->ba, aidx, c->bb, b0, 1);
+  kb_end(kb);
+  /* plain stores of the accumulators (a contiguous group per row, which
+   * the straight-line vectorizer starts from), then the scaling, C and the
+   * epilogue in a vector loop over the block's columns */
+  int vyr[KM_MAX_MR];
+  for (int r = 0; r < mr; r++) {
+    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, r));
+    vyr[r] =
+        kb_decl(kb, "yr", DL_I64,
+                ke_add(kb, ke_add(kb, ke_var(kb, c->vyb), ke_mul(kb, row, dn)),
+                       ke_var(kb, vc0)));
+    for (int v = 0; v < nr; v++)
+      kb_store(kb, c->by, ke_add(kb, ke_var(kb, vyr[r]), ke_int(kb, v)),
+               km_acc(kb, &m, r, v));
   }
-  kb_end_n(kb, 2); /* j, k */
+  bool post = dl_has_epilogue(c->n) ||
+              (c->gemm && (c->alpha != 1.0 || (c->cval && c->beta != 0.0)));
+  if (!post)
+    return;
+  for (int r = 0; r < mr; r++) {
+    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, r));
+    int vv = kb_for(kb, ke_int(kb, nr), "v", KF_VECTOR);
+    KExpr *col = ke_add(kb, ke_var(kb, vc0), ke_var(kb, vv));
+    KExpr *idx[DL_MAX_RANK + 2];
+    int ir = 0;
+    for (int i = 0; i < c->brank; i++)
+      idx[ir++] = ke_var(kb, c->vb[i]);
+    if (!s->a1)
+      idx[ir++] = row;
+    if (!s->b1)
+      idx[ir++] = col;
+    KExpr *yi = ke_add(kb, ke_var(kb, vyr[r]), ke_var(kb, vv));
+    KExpr *val = ke_load(kb, c->by, yi);
+    if (c->gemm) {
+      if (c->alpha != 1.0)
+        val = ke_mul(kb, ke_const(kb, c->t, c->alpha), val);
+      if (c->cval && c->beta != 0.0) {
+        KExpr *cv = ke_load(kb, c->bc, ke_bcast_index(kb, c->cval, 2, idx));
+        if (c->beta != 1.0)
+          cv = ke_mul(kb, ke_const(kb, c->t, c->beta), cv);
+        val = ke_add(kb, val, cv);
+      }
+    }
+    kb_store(kb, c->by, yi, dl_epilogue(kb, c->g, c->n, val, idx));
+    kb_end(kb);
+  }
+}
+
+/*
+ * All columns of mr rows from row0: blocks of MM_NR columns, then the rest
+ * as one block ending at the last column (recomputing a few columns of the
+ * previous block: stores are idempotent) or, for fewer than MM_NR columns,
+ * one block of exactly that width (a loop of single columns when the width
+ * is symbolic).
+ */
+static void mm_cols(KBuilder *kb, const MmCtx *c, KExpr *row0, int mr) {
+  const MmShape *s = c->s;
+  KExpr *dn = ke_dim(kb, &s->n);
+  int vr0 = kb_decl(kb, "rb", DL_I64, row0);
+  int64_t nc = -1;
+  dl_dim_is_const(&s->n, &nc);
+  if (nc < 0 || nc >= MM_NR) {
+    int vjb = kb_for(kb, ke_div(kb, dn, ke_int(kb, MM_NR)), "jb", 0);
+    mm_block(kb, c, ke_var(kb, vr0), mr,
+             ke_mul(kb, ke_var(kb, vjb), ke_int(kb, MM_NR)), MM_NR);
+    kb_end(kb);
+  }
+  if (nc >= 0) {
+    if (nc % MM_NR == 0)
+      return;
+    if (nc > MM_NR)
+      mm_block(kb, c, ke_var(kb, vr0), mr, ke_int(kb, nc - MM_NR), MM_NR);
+    else
+      mm_block(kb, c, ke_var(kb, vr0), mr, ke_int(kb, 0), (int)nc);
+    return;
+  }
+  KExpr *rem = ke_bin(kb, KB_MOD, dn, ke_int(kb, MM_NR));
+  kb_if(kb, ke_bin(kb, KB_AND, ke_bin(kb, KB_NE, rem, ke_int(kb, 0)),
+                   ke_bin(kb, KB_GT, dn, ke_int(kb, MM_NR))));
+  mm_block(kb, c, ke_var(kb, vr0), mr, ke_sub(kb, dn, ke_int(kb, MM_NR)),
+           MM_NR);
+  kb_end(kb);
+  kb_if(kb, ke_bin(kb, KB_LT, dn, ke_int(kb, MM_NR)));
+  int vj = kb_for(kb, dn, "j", 0);
+  mm_block(kb, c, ke_var(kb, vr0), mr, ke_var(kb, vj), 1);
+  kb_end_n(kb, 2);
 }
 
 DlStatus dl_lower_MatMul(KBuilder *kb, DlGraph *g, DlNode *n) {
   DlValue *a = dl_in(g, n, 0), *b = dl_in(g, n, 1), *y = dl_out(g, n, 0);
   MmShape s;
   DL_TRY(mm_shape(g, n, a, b, &s));
-  DlDType t = a->dtype;
-  int ba = kb_buf(kb, a, false), bb = kb_buf(kb, b, false);
-  int by = kb_buf(kb, y, true);
-  int vb[DL_MAX_RANK];
+  MmCtx c;
+  memset(&c, 0, sizeof c);
+  c.g = g;
+  c.n = n;
+  c.s = &s;
+  c.t = a->dtype;
+  c.ba = kb_buf(kb, a, false);
+  c.bb = kb_buf(kb, b, false);
+  c.by = kb_buf(kb, y, true);
+  c.brank = s.brank;
   for (int i = 0; i < s.brank; i++)
-    vb[i] = kb_for(kb, ke_dim(kb, &s.bdims[i]), "b", KF_PARALLEL);
+    c.vb[i] = kb_for(kb, ke_dim(kb, &s.bdims[i]), "b", KF_PARALLEL);
   KExpr *ybatch = ke_int(kb, 0);
   for (int i = 0; i < s.brank; i++)
     ybatch = ke_add(kb, ke_mul(kb, ybatch, ke_dim(kb, &s.bdims[i])),
-                    ke_var(kb, vb[i]));
+                    ke_var(kb, c.vb[i]));
   KExpr *mk = ke_mul(kb, ke_dim(kb, &s.m), ke_dim(kb, &s.k));
   KExpr *kn = ke_mul(kb, ke_dim(kb, &s.k), ke_dim(kb, &s.n));
   KExpr *mn = ke_mul(kb, ke_dim(kb, &s.m), ke_dim(kb, &s.n));
-  int vab =
+  c.vab =
       kb_decl(kb, "ab", DL_I64,
-              ke_mul(kb, mm_batch_off(kb, s.arank, s.abd, s.brank, vb), mk));
-  int vbb =
-      kb_decl(kb, "bb", DL_I64,
-              ke_mul(kb, mm_batch_off(kb, s.brank_b, s.bbd, s.brank, vb), kn));
-  int vyb = kb_decl(kb, "yb", DL_I64, ke_mul(kb, ybatch, mn));
+              ke_mul(kb, mm_batch_off(kb, s.arank, s.abd, s.brank, c.vb), mk));
+  c.vbb = kb_decl(
+      kb, "bb", DL_I64,
+      ke_mul(kb, mm_batch_off(kb, s.brank_b, s.bbd, s.brank, c.vb), kn));
+  c.vyb = kb_decl(kb, "yb", DL_I64, ke_mul(kb, ybatch, mn));
   int64_t mc = -1;
   dl_dim_is_const(&s.m, &mc);
   KExpr *dm = ke_dim(kb, &s.m);
@@ -224,14 +354,12 @@ DlStatus dl_lower_MatMul(KBuilder *kb, DlGraph *g, DlNode *n) {
   if (mc < 0 || mc >= MM_ROWS) {
     int vib =
         kb_for(kb, ke_div(kb, dm, ke_int(kb, MM_ROWS)), "ib", KF_PARALLEL);
-    mm_rows(kb, &s, t, ba, bb, by, vab, vbb, vyb,
-            ke_mul(kb, ke_var(kb, vib), ke_int(kb, MM_ROWS)), MM_ROWS);
+    mm_cols(kb, &c, ke_mul(kb, ke_var(kb, vib), ke_int(kb, MM_ROWS)), MM_ROWS);
     kb_end(kb);
   }
   if (mc < 0 || mc % MM_ROWS != 0) {
     int vit = kb_for(kb, ke_sub(kb, dm, mfull), "it", KF_PARALLEL);
-    mm_rows(kb, &s, t, ba, bb, by, vab, vbb, vyb,
-            ke_add(kb, mfull, ke_var(kb, vit)), 1);
+    mm_cols(kb, &c, ke_add(kb, mfull, ke_var(kb, vit)), 1);
     kb_end(kb);
   }
   kb_end_n(kb, s.brank);
@@ -316,6 +444,50 @@ DlStatus dl_lower_Gemm(KBuilder *kb, DlGraph *g, DlNode *n) {
   int by = kb_buf(kb, y, true);
   KExpr *dm = ke_dim(kb, &m), *dk = ke_dim(kb, &k), *dn = ke_dim(kb, &nn);
 
+  if (!tb) {
+    /* register blocks, as MatMul without batch dims */
+    MmShape s;
+    memset(&s, 0, sizeof s);
+    s.m = m;
+    s.k = k;
+    s.n = nn;
+    MmCtx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.g = g;
+    cx.n = n;
+    cx.s = &s;
+    cx.t = t;
+    cx.ba = ba;
+    cx.bb = bb;
+    cx.by = by;
+    cx.ta = ta;
+    cx.gemm = true;
+    cx.alpha = alpha;
+    cx.beta = beta;
+    cx.bc = bc;
+    cx.cval = c;
+    cx.vab = kb_decl(kb, "ab", DL_I64, ke_int(kb, 0));
+    cx.vbb = kb_decl(kb, "bb", DL_I64, ke_int(kb, 0));
+    cx.vyb = kb_decl(kb, "yb", DL_I64, ke_int(kb, 0));
+    int64_t mc = -1;
+    dl_dim_is_const(&m, &mc);
+    KExpr *mfull =
+        ke_mul(kb, ke_div(kb, dm, ke_int(kb, MM_ROWS)), ke_int(kb, MM_ROWS));
+    if (mc < 0 || mc >= MM_ROWS) {
+      int vib =
+          kb_for(kb, ke_div(kb, dm, ke_int(kb, MM_ROWS)), "ib", KF_PARALLEL);
+      mm_cols(kb, &cx, ke_mul(kb, ke_var(kb, vib), ke_int(kb, MM_ROWS)),
+              MM_ROWS);
+      kb_end(kb);
+    }
+    if (mc < 0 || mc % MM_ROWS != 0) {
+      int vit = kb_for(kb, ke_sub(kb, dm, mfull), "it", KF_PARALLEL);
+      mm_cols(kb, &cx, ke_add(kb, mfull, ke_var(kb, vit)), 1);
+      kb_end(kb);
+    }
+    return DL_OK;
+  }
+
   int vi = kb_for(kb, dm, "i", KF_PARALLEL);
   int vyr = kb_decl(kb, "yr", DL_I64, ke_mul(kb, ke_var(kb, vi), dn));
   /* C (broadcast) times beta, or zero */
@@ -343,24 +515,7 @@ DlStatus dl_lower_Gemm(KBuilder *kb, DlGraph *g, DlNode *n) {
              ke_const(kb, t, 0.0));
     kb_end(kb);
   }
-  if (!tb) {
-    /* y[i, :] += (alpha * A'[i, k]) * B[k, :] */
-    int vk = kb_for(kb, dk, "k", 0);
-    KExpr *aidx =
-        ta ? ke_add(kb, ke_mul(kb, ke_var(kb, vk), dm), ke_var(kb, vi))
-           : ke_add(kb, ke_mul(kb, ke_var(kb, vi), dk), ke_var(kb, vk));
-    KExpr *av = ke_load(kb, ba, aidx);
-    if (alpha != 1.0)
-      av = ke_mul(kb, ke_const(kb, t, alpha), av);
-    int vav = kb_decl(kb, "av", t, av);
-    int vbr = kb_decl(kb, "br", DL_I64, ke_mul(kb, ke_var(kb, vk), dn));
-    int vj = kb_for(kb, dn, "j", KF_VECTOR);
-    KExpr *yi = ke_add(kb, ke_var(kb, vyr), ke_var(kb, vj));
-    KExpr *bv = ke_load(kb, bb, ke_add(kb, ke_var(kb, vbr), ke_var(kb, vj)));
-    kb_store(kb, by, yi,
-             ke_add(kb, ke_load(kb, by, yi), ke_mul(kb, ke_var(kb, vav), bv)));
-    kb_end_n(kb, 2);
-  } else {
+  {
     /* B is [N, K]: y[i, j] += alpha * dot(A'[i, :], B[j, :]).  The dot
      * product keeps GEMM_LANES independent partial sums so that it
      * vectorizes without reassociating one sum; a tail loop takes the
@@ -412,7 +567,9 @@ DlStatus dl_lower_Gemm(KBuilder *kb, DlGraph *g, DlNode *n) {
     if (alpha != 1.0)
       r = ke_mul(kb, ke_const(kb, t, alpha), r);
     KExpr *yi = ke_add(kb, ke_var(kb, vyr), ke_var(kb, vj));
-    kb_store(kb, by, yi, ke_add(kb, ke_load(kb, by, yi), r));
+    KExpr *oidx[2] = {ke_var(kb, vi), ke_var(kb, vj)};
+    kb_store(kb, by, yi,
+             dl_epilogue(kb, g, n, ke_add(kb, ke_load(kb, by, yi), r), oidx));
     kb_end(kb);
   }
   kb_end(kb); /* i */

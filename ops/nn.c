@@ -9,16 +9,23 @@
  * pads, ceil_mode and auto_pad.  A symbolic spatial dim is accepted only
  * when the output size stays a polynomial (stride 1).
  *
- * Lowering keeps the innermost loop over contiguous output positions of
- * the last spatial dim and free of conditions: for every kernel tap the
- * range of output positions whose input position is inside the image is
- * computed with min/max expressions before the loop.  A 1x1 convolution
- * with stride 1 and no padding runs over whole contiguous planes.
+ * Conv lowers to register blocks (ops/gemm_block.h): CONV_MR output
+ * channels x up to 16 contiguous positions of the last spatial dim kept in
+ * scalar locals over the reduction (kernel taps, then input channels), so
+ * a C compiler's straight-line vectorizer makes vector multiply-adds of
+ * them.  Per output row the positions whose taps all lie inside the input
+ * are computed once before the blocks; the few border positions take
+ * single checked columns.  A 1x1 convolution with stride 1 and no padding
+ * runs over whole contiguous planes (a matrix product per image).  Bias
+ * and the fused epilogue apply after the plain stores of each block.
+ * Pooling keeps the innermost loop over contiguous output positions free
+ * of conditions (valid ranges computed with min/max before the loop).
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "ops/gemm_block.h"
 #include "ops/ops.h"
 
 #define NN_MAX_SP (DL_MAX_RANK - 2)
@@ -390,9 +397,8 @@ DlStatus dl_infer_Conv(DlGraph *g, DlNode *n) {
 static DlStatus nn_spatial_numel(DlGraph *g, const DlNode *n, const DlValue *x,
                                  int from, DlDim *out);
 
-/* 1x1 kernel, stride 1, no padding: per (n, m) the output plane is a sum
- * over input channels of a scaled input plane, one contiguous loop over all
- * spatial positions. */
+/* 1x1 kernel, stride 1, no padding: the spatial dims are one contiguous
+ * run of positions (a plain matrix product per image). */
 static bool nn_pointwise(const NnGeo *geo) {
   for (int i = 0; i < geo->nsp; i++)
     if (geo->k[i] != 1 || geo->s[i] != 1 || geo->pb[i] || geo->pe[i])
@@ -400,54 +406,171 @@ static bool nn_pointwise(const NnGeo *geo) {
   return true;
 }
 
-static DlStatus nn_lower_conv_pointwise(KBuilder *kb, DlGraph *g, DlNode *n,
-                                        int64_t group, int64_t m, int64_t cin) {
-  DlValue *x = dl_in(g, n, 0), *w = dl_in(g, n, 1), *b = dl_in(g, n, 2);
-  DlValue *y = dl_out(g, n, 0);
-  DlDim sp;
-  DL_TRY(nn_spatial_numel(g, n, x, 2, &sp));
-  int64_t cg = cin / group, mg = m / group;
-  DlDType t = x->dtype;
-  int bx = kb_buf(kb, x, false), bw = kb_buf(kb, w, false);
-  int bb = b ? kb_buf(kb, b, false) : -1;
-  int by = kb_buf(kb, y, true);
-  int vn = kb_for(kb, ke_dim(kb, &x->dims[0]), "n", KF_PARALLEL);
-  int vm = kb_for(kb, ke_int(kb, m), "m", KF_PARALLEL);
-  int vob = kb_decl(kb, "ob", DL_I64,
-                    ke_mul(kb,
-                           ke_add(kb, ke_mul(kb, ke_var(kb, vn), ke_int(kb, m)),
-                                  ke_var(kb, vm)),
-                           ke_dim(kb, &sp)));
-  KExpr *init = b ? ke_load(kb, bb, ke_var(kb, vm)) : ke_const(kb, t, 0.0);
-  int vinit = kb_decl(kb, "b0", t, init);
-  int vp = kb_for(kb, ke_dim(kb, &sp), "p", KF_VECTOR);
-  kb_store(kb, by, ke_add(kb, ke_var(kb, vob), ke_var(kb, vp)),
-           ke_var(kb, vinit));
-  kb_end(kb);
-  int vc = kb_for(kb, ke_int(kb, cg), "c", 0);
-  KExpr *ch = ke_var(kb, vc);
-  if (group > 1)
-    ch = ke_add(
+/* Register blocks of Conv (ops/gemm_block.h): CONV_MR output channels x
+ * up to 16 positions of the last spatial dim (conv_widths); single
+ * positions take the borders. */
+#define CONV_MR 4
+
+typedef struct ConvCtx {
+  DlGraph *g;
+  DlNode *n;
+  const DlValue *y;
+  NnGeo geo; /* flat: one spatial dim of all positions (pointwise) */
+  bool flat;
+  DlDType t;
+  int bx, bw, bb, by;
+  int64_t cin, m, cg, kprod; /* kprod: taps per (m, c) */
+  int vn, vm0, vg;           /* batch, first channel of block, group */
+  int vo[NN_MAX_SP];         /* outer output positions */
+  int vorow;                 /* flat output index of (n, m0, outer, 0) */
+  DlDim plane, oplane;       /* spatial sizes of the input and output */
+} ConvCtx;
+
+/*
+ * One block of mr channels x nr positions of the last dim from col0.  The
+ * taps of the outer dims are checked against the input; `checked` also
+ * checks the last dim's tap (single positions at the borders); otherwise
+ * every tap of the last dim must be inside the input for all nr positions.
+ */
+static void conv_block(KBuilder *kb, const ConvCtx *c, int mr, KExpr *col0,
+                       int nr, bool checked) {
+  const NnGeo *geo = &c->geo;
+  int last = geo->nsp - 1;
+  int vc0 = kb_decl(kb, "c0", DL_I64, col0);
+  KMicro mk;
+  km_begin(kb, &mk, mr, nr, c->t);
+  int nopen = 0;
+  /* input row of the outer taps and the tap index within the kernel */
+  KExpr *irow = ke_add(kb, ke_mul(kb, ke_var(kb, c->vn), ke_int(kb, c->cin)),
+                       ke_mul(kb, ke_var(kb, c->vg), ke_int(kb, c->cg)));
+  KExpr *tap = ke_int(kb, 0);
+  for (int i = 0; i < last; i++) {
+    int vk = kb_for(kb, ke_int(kb, geo->k[i]), "k", 0);
+    nopen++;
+    KExpr *kpos = ke_mul(kb, ke_var(kb, vk), ke_int(kb, geo->d[i]));
+    int vp = kb_decl(kb, "ih", DL_I64,
+                     nn_in_pos(kb, geo, i, ke_var(kb, c->vo[i]), kpos));
+    kb_if(kb, nn_in_range(kb, ke_var(kb, vp), &geo->in[i]));
+    nopen++;
+    irow =
+        ke_add(kb, ke_mul(kb, irow, ke_dim(kb, &geo->in[i])), ke_var(kb, vp));
+    tap = ke_add(kb, ke_mul(kb, tap, ke_int(kb, geo->k[i])), ke_var(kb, vk));
+  }
+  /* flat input index of (n, group's first channel, outer taps, 0) */
+  int virow =
+      kb_decl(kb, "irow", DL_I64, ke_mul(kb, irow, ke_dim(kb, &geo->in[last])));
+  int vk = kb_for(kb, ke_int(kb, geo->k[last]), "kw", 0);
+  nopen++;
+  KExpr *kpos = ke_mul(kb, ke_var(kb, vk), ke_int(kb, geo->d[last]));
+  int vp = kb_decl(kb, "iw", DL_I64,
+                   nn_in_pos(kb, geo, last, ke_var(kb, vc0), kpos));
+  if (checked) {
+    kb_if(kb, nn_in_range(kb, ke_var(kb, vp), &geo->in[last]));
+    nopen++;
+  }
+  int vtap = kb_decl(
+      kb, "tap", DL_I64,
+      ke_add(kb, ke_mul(kb, tap, ke_int(kb, geo->k[last])), ke_var(kb, vk)));
+  int vcc = kb_for(kb, ke_int(kb, c->cg), "c", 0);
+  KExpr *aidx[KM_MAX_MR];
+  for (int r = 0; r < mr; r++)
+    aidx[r] = ke_add(
         kb,
-        ke_mul(kb, ke_div(kb, ke_var(kb, vm), ke_int(kb, mg)), ke_int(kb, cg)),
-        ch);
-  int vib = kb_decl(
-      kb, "ib", DL_I64,
-      ke_mul(kb, ke_add(kb, ke_mul(kb, ke_var(kb, vn), ke_int(kb, cin)), ch),
-             ke_dim(kb, &sp)));
-  int vwv =
-      kb_decl(kb, "wv", t,
-              ke_load(kb, bw,
-                      ke_add(kb, ke_mul(kb, ke_var(kb, vm), ke_int(kb, cg)),
-                             ke_var(kb, vc))));
-  vp = kb_for(kb, ke_dim(kb, &sp), "p", KF_VECTOR);
-  KExpr *oi = ke_add(kb, ke_var(kb, vob), ke_var(kb, vp));
-  KExpr *xi = ke_add(kb, ke_var(kb, vib), ke_var(kb, vp));
-  kb_store(kb, by, oi,
-           ke_add(kb, ke_load(kb, by, oi),
-                  ke_mul(kb, ke_load(kb, bx, xi), ke_var(kb, vwv))));
-  kb_end_n(kb, 4); /* p, c, m, n */
-  return DL_OK;
+        ke_mul(kb,
+               ke_add(kb,
+                      ke_mul(kb, ke_add(kb, ke_var(kb, c->vm0), ke_int(kb, r)),
+                             ke_int(kb, c->cg)),
+                      ke_var(kb, vcc)),
+               ke_int(kb, c->kprod)),
+        ke_var(kb, vtap));
+  KExpr *b0 = ke_add(kb, ke_add(kb, ke_var(kb, virow), ke_var(kb, vp)),
+                     ke_mul(kb, ke_var(kb, vcc), ke_dim(kb, &c->plane)));
+  km_accum(kb, &mk, c->bw, aidx, c->bx, b0, geo->s[last]);
+  kb_end(kb); /* c */
+  kb_end_n(kb, nopen);
+  /* store through the epilogue */
+  /* plain stores of the accumulators (a contiguous group per row, which
+   * the straight-line vectorizer starts from), then bias and epilogue in a
+   * vector loop over the block's positions */
+  const DlValue *y = c->y;
+  int voi[KM_MAX_MR];
+  for (int r = 0; r < mr; r++) {
+    voi[r] = kb_decl(
+        kb, "oi", DL_I64,
+        ke_add(kb,
+               ke_add(kb, ke_var(kb, c->vorow),
+                      ke_mul(kb, ke_int(kb, r), ke_dim(kb, &c->oplane))),
+               ke_var(kb, vc0)));
+    for (int v = 0; v < nr; v++)
+      kb_store(kb, c->by, ke_add(kb, ke_var(kb, voi[r]), ke_int(kb, v)),
+               km_acc(kb, &mk, r, v));
+  }
+  if (c->bb < 0 && !dl_has_epilogue(c->n))
+    return;
+  for (int r = 0; r < mr; r++) {
+    KExpr *ch = ke_add(kb, ke_var(kb, c->vm0), ke_int(kb, r));
+    int vv = kb_for(kb, ke_int(kb, nr), "v", KF_VECTOR);
+    KExpr *pos = ke_add(kb, ke_var(kb, vc0), ke_var(kb, vv));
+    KExpr *idx[DL_MAX_RANK];
+    idx[0] = ke_var(kb, c->vn);
+    idx[1] = ch;
+    if (c->flat) {
+      /* decompose the flat position into the output's spatial dims */
+      KExpr *rest = pos;
+      for (int i = y->rank - 1; i >= 2; i--) {
+        KExpr *dd = ke_dim(kb, &y->dims[i]);
+        idx[i] = i == 2 ? rest : ke_bin(kb, KB_MOD, rest, dd);
+        rest = ke_div(kb, rest, dd);
+      }
+    } else {
+      for (int i = 0; i < last; i++)
+        idx[i + 2] = ke_var(kb, c->vo[i]);
+      idx[last + 2] = pos;
+    }
+    KExpr *oi = ke_add(kb, ke_var(kb, voi[r]), ke_var(kb, vv));
+    KExpr *val = ke_load(kb, c->by, oi);
+    if (c->bb >= 0)
+      val = ke_add(kb, val, ke_load(kb, c->bb, ch));
+    kb_store(kb, c->by, oi, dl_epilogue(kb, c->g, c->n, val, idx));
+    kb_end(kb);
+  }
+}
+
+/* Widths of the register blocks over the last dim, widest first. */
+static const int conv_widths[] = {16, 8, 4, 1};
+
+/*
+ * Blocks over the positions [lo, hi) of the last dim (all taps inside the
+ * input there), w = hi - lo wide: with the widest block width nr <= w,
+ * full blocks and the rest as one block ending at hi (recomputing a few
+ * positions: the stores are idempotent); narrower ranges try the next
+ * width.
+ */
+static void conv_interior(KBuilder *kb, const ConvCtx *c, int mr, int vlo,
+                          int vhi, int vw, int level) {
+  int nr = conv_widths[level];
+  KExpr *w = ke_var(kb, vw);
+  if (nr == 1) {
+    int vt = kb_for(kb, w, "jt", 0);
+    conv_block(kb, c, mr, ke_add(kb, ke_var(kb, vlo), ke_var(kb, vt)), 1,
+               false);
+    kb_end(kb);
+    return;
+  }
+  kb_if(kb, ke_bin(kb, KB_GE, w, ke_int(kb, nr)));
+  int vj = kb_for(kb, ke_div(kb, w, ke_int(kb, nr)), "jb", 0);
+  conv_block(
+      kb, c, mr,
+      ke_add(kb, ke_var(kb, vlo), ke_mul(kb, ke_var(kb, vj), ke_int(kb, nr))),
+      nr, false);
+  kb_end(kb);
+  kb_if(kb, ke_bin(kb, KB_NE, ke_bin(kb, KB_MOD, w, ke_int(kb, nr)),
+                   ke_int(kb, 0)));
+  conv_block(kb, c, mr, ke_sub(kb, ke_var(kb, vhi), ke_int(kb, nr)), nr, false);
+  kb_end(kb);
+  kb_else(kb);
+  conv_interior(kb, c, mr, vlo, vhi, vw, level + 1);
+  kb_end(kb);
 }
 
 DlStatus dl_lower_Conv(KBuilder *kb, DlGraph *g, DlNode *n) {
@@ -459,94 +582,76 @@ DlStatus dl_lower_Conv(KBuilder *kb, DlGraph *g, DlNode *n) {
     dl_dim_is_const(&w->dims[i + 2], &kernel[i]);
   dl_dim_is_const(&w->dims[0], &m);
   dl_dim_is_const(&x->dims[1], &cin);
-  NnGeo geo;
-  DL_TRY(nn_geometry(g, n, x, kernel, false, &geo));
-  if (nn_pointwise(&geo))
-    return nn_lower_conv_pointwise(kb, g, n, group, m, cin);
-  int64_t cg = cin / group, mg = m / group;
-  DlDType t = x->dtype;
-  int bx = kb_buf(kb, x, false), bw = kb_buf(kb, w, false);
-  int bb = b ? kb_buf(kb, b, false) : -1;
-  int by = kb_buf(kb, y, true);
-  int last = nsp - 1;
-
-  int vn = kb_for(kb, ke_dim(kb, &x->dims[0]), "n", KF_PARALLEL);
-  int vm = kb_for(kb, ke_int(kb, m), "m", KF_PARALLEL);
-  /* outer output spatial positions */
-  int vo[NN_MAX_SP];
-  for (int i = 0; i < last; i++)
-    vo[i] = kb_for(kb, ke_dim(kb, &geo.out[i]), "o", 0);
-  /* output row start */
-  KExpr *orow =
-      ke_add(kb, ke_mul(kb, ke_var(kb, vn), ke_int(kb, m)), ke_var(kb, vm));
-  for (int i = 0; i < last; i++)
-    orow = ke_add(kb, ke_mul(kb, orow, ke_dim(kb, &geo.out[i])),
-                  ke_var(kb, vo[i]));
-  orow = ke_mul(kb, orow, ke_dim(kb, &geo.out[last]));
-  int vorow = kb_decl(kb, "orow", DL_I64, orow);
-  /* initialize the row with the bias */
-  KExpr *init = b ? ke_load(kb, bb, ke_var(kb, vm)) : ke_const(kb, t, 0.0);
-  int vinit = kb_decl(kb, "b0", t, init);
-  int vj = kb_for(kb, ke_dim(kb, &geo.out[last]), "ow", KF_VECTOR);
-  kb_store(kb, by, ke_add(kb, ke_var(kb, vorow), ke_var(kb, vj)),
-           ke_var(kb, vinit));
-  kb_end(kb);
-  /* accumulate over input channels of the group and kernel taps */
-  int vc = kb_for(kb, ke_int(kb, cg), "c", 0);
-  KExpr *ch = ke_var(kb, vc);
-  if (group > 1)
-    ch = ke_add(
-        kb,
-        ke_mul(kb, ke_div(kb, ke_var(kb, vm), ke_int(kb, mg)), ke_int(kb, cg)),
-        ch);
-  /* input plane start and weight plane start */
-  int vip =
-      kb_decl(kb, "ip", DL_I64,
-              ke_add(kb, ke_mul(kb, ke_var(kb, vn), ke_int(kb, cin)), ch));
-  int vwp = kb_decl(
-      kb, "wp", DL_I64,
-      ke_add(kb, ke_mul(kb, ke_var(kb, vm), ke_int(kb, cg)), ke_var(kb, vc)));
-  int nopen = 0;
-  KExpr *irow = ke_var(kb, vip), *wrow = ke_var(kb, vwp);
-  for (int i = 0; i < last; i++) {
-    int vk = kb_for(kb, ke_int(kb, geo.k[i]), "k", 0);
-    nopen++;
-    KExpr *kpos = ke_mul(kb, ke_var(kb, vk), ke_int(kb, geo.d[i]));
-    int vp = kb_decl(kb, "ih", DL_I64,
-                     nn_in_pos(kb, &geo, i, ke_var(kb, vo[i]), kpos));
-    kb_if(kb, nn_in_range(kb, ke_var(kb, vp), &geo.in[i]));
-    nopen++;
-    irow = ke_add(kb, ke_mul(kb, irow, ke_dim(kb, &geo.in[i])), ke_var(kb, vp));
-    wrow = ke_add(kb, ke_mul(kb, wrow, ke_int(kb, geo.k[i])), ke_var(kb, vk));
+  ConvCtx c;
+  memset(&c, 0, sizeof c);
+  DL_TRY(nn_geometry(g, n, x, kernel, false, &c.geo));
+  c.g = g;
+  c.n = n;
+  c.y = y;
+  c.t = x->dtype;
+  c.cin = cin;
+  c.m = m;
+  c.cg = cin / group;
+  int64_t mg = m / group;
+  c.kprod = 1;
+  for (int i = 0; i < nsp; i++)
+    c.kprod *= kernel[i];
+  DL_TRY(nn_spatial_numel(g, n, x, 2, &c.plane));
+  DL_TRY(nn_spatial_numel(g, n, y, 2, &c.oplane));
+  if (nn_pointwise(&c.geo)) {
+    DlDim sp;
+    DL_TRY(nn_spatial_numel(g, n, x, 2, &sp));
+    c.flat = true;
+    memset(&c.geo, 0, sizeof c.geo);
+    c.geo.nsp = 1;
+    c.geo.k[0] = c.geo.s[0] = c.geo.d[0] = 1;
+    c.geo.in[0] = c.geo.out[0] = sp;
   }
-  int virow =
-      kb_decl(kb, "irow", DL_I64, ke_mul(kb, irow, ke_dim(kb, &geo.in[last])));
-  int vwrow =
-      kb_decl(kb, "wrow", DL_I64, ke_mul(kb, wrow, ke_int(kb, geo.k[last])));
-  int vk = kb_for(kb, ke_int(kb, geo.k[last]), "kw", 0);
-  KExpr *kpos = ke_mul(kb, ke_var(kb, vk), ke_int(kb, geo.d[last]));
-  int vlo, vcnt;
-  nn_valid_range(kb, &geo, last, kpos, &vlo, &vcnt);
-  int vwv =
-      kb_decl(kb, "wv", t,
-              ke_load(kb, bw, ke_add(kb, ke_var(kb, vwrow), ke_var(kb, vk))));
-  /* input index at ow = lo: irow + lo*s - pb + kpos */
-  int vib = kb_decl(kb, "ib", DL_I64,
-                    ke_add(kb, ke_var(kb, virow),
-                           nn_in_pos(kb, &geo, last, ke_var(kb, vlo), kpos)));
-  int vob =
-      kb_decl(kb, "ob", DL_I64, ke_add(kb, ke_var(kb, vorow), ke_var(kb, vlo)));
-  int vv = kb_for(kb, ke_var(kb, vcnt), "ow", KF_VECTOR);
-  KExpr *oidx = ke_add(kb, ke_var(kb, vob), ke_var(kb, vv));
-  KExpr *iidx = ke_add(kb, ke_var(kb, vib),
-                       ke_mul(kb, ke_var(kb, vv), ke_int(kb, geo.s[last])));
-  kb_store(kb, by, oidx,
-           ke_add(kb, ke_load(kb, by, oidx),
-                  ke_mul(kb, ke_load(kb, bx, iidx), ke_var(kb, vwv))));
-  kb_end(kb); /* ow */
-  kb_end(kb); /* kw */
-  kb_end_n(kb, nopen);
-  kb_end(kb); /* c */
+  const NnGeo *geo = &c.geo;
+  int last = geo->nsp - 1;
+  c.bx = kb_buf(kb, x, false);
+  c.bw = kb_buf(kb, w, false);
+  c.bb = b ? kb_buf(kb, b, false) : -1;
+  c.by = kb_buf(kb, y, true);
+  int mr = mg % CONV_MR == 0 ? CONV_MR : mg % 2 == 0 ? 2 : 1;
+
+  c.vn = kb_for(kb, ke_dim(kb, &x->dims[0]), "n", KF_PARALLEL);
+  int vmb = kb_for(kb, ke_int(kb, m / mr), "mb", KF_PARALLEL);
+  c.vm0 =
+      kb_decl(kb, "m0", DL_I64, ke_mul(kb, ke_var(kb, vmb), ke_int(kb, mr)));
+  c.vg =
+      kb_decl(kb, "g", DL_I64, ke_div(kb, ke_var(kb, c.vm0), ke_int(kb, mg)));
+  for (int i = 0; i < last; i++)
+    c.vo[i] = kb_for(kb, ke_dim(kb, &geo->out[i]), "o", 0);
+  KExpr *orow = ke_add(kb, ke_mul(kb, ke_var(kb, c.vn), ke_int(kb, m)),
+                       ke_var(kb, c.vm0));
+  for (int i = 0; i < last; i++)
+    orow = ke_add(kb, ke_mul(kb, orow, ke_dim(kb, &geo->out[i])),
+                  ke_var(kb, c.vo[i]));
+  c.vorow = kb_decl(kb, "orow", DL_I64,
+                    ke_mul(kb, orow, ke_dim(kb, &geo->out[last])));
+  /* positions [L, H) of the last dim where every tap is inside the input;
+   * the borders [0, L) and [H, out) take single checked positions */
+  KExpr *dout = ke_dim(kb, &geo->out[last]);
+  int vl0, vc0, vl1, vc1;
+  nn_valid_range(kb, geo, last, ke_int(kb, 0), &vl0, &vc0);
+  nn_valid_range(kb, geo, last, ke_int(kb, (geo->k[last] - 1) * geo->d[last]),
+                 &vl1, &vc1);
+  int vL = kb_decl(kb, "L", DL_I64, ke_imin(kb, dout, ke_var(kb, vl0)));
+  int vH =
+      kb_decl(kb, "H", DL_I64,
+              ke_imin(kb, dout,
+                      ke_imax(kb, ke_var(kb, vL),
+                              ke_add(kb, ke_var(kb, vl1), ke_var(kb, vc1)))));
+  int vb0 = kb_for(kb, ke_var(kb, vL), "bl", 0);
+  conv_block(kb, &c, mr, ke_var(kb, vb0), 1, true);
+  kb_end(kb);
+  int vw =
+      kb_decl(kb, "wi", DL_I64, ke_sub(kb, ke_var(kb, vH), ke_var(kb, vL)));
+  conv_interior(kb, &c, mr, vL, vH, vw, 0);
+  int vb1 = kb_for(kb, ke_sub(kb, dout, ke_var(kb, vH)), "br", 0);
+  conv_block(kb, &c, mr, ke_add(kb, ke_var(kb, vH), ke_var(kb, vb1)), 1, true);
+  kb_end(kb);
   kb_end_n(kb, last);
   kb_end_n(kb, 2);
   return DL_OK;
@@ -764,7 +869,7 @@ static DlStatus nn_lower_pool(KBuilder *kb, DlGraph *g, DlNode *n,
   }
   kb_end_n(kb, last);
   kb_end_n(kb, 2);
-  return DL_OK;
+  return dl_epilogue_inplace(kb, g, n);
 }
 
 DlStatus dl_lower_MaxPool(KBuilder *kb, DlGraph *g, DlNode *n) {
