@@ -11,6 +11,7 @@ Usage: tools/bench.py [--runs N] [--threads T] [--flags "-O3"] [MODEL ...]
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -46,13 +47,26 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def bench_model(name, args, tmp):
+def graph_stats(path, args, flags):
+    """dlcc --stats for the model (nodes in/out, kernels, workspace bytes)."""
+    p = subprocess.run([args.dlcc, path, "--emit=ir", "-o", os.devnull, "--stats"] + flags,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return None
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def bench_model(name, args, tmp, flags=None):
+    flags = shlex.split(args.flags) if flags is None else flags
     path = os.path.join(args.cache, name + ".onnx")
     if not os.path.exists(path):
         export_models.export(name, args.cache)
     so = os.path.join(tmp, name + ".so")
     t0 = time.time()
-    p = subprocess.run([args.dlcc, path, "-o", so] + shlex.split(args.flags),
+    p = subprocess.run([args.dlcc, path, "-o", so] + flags,
                        capture_output=True, text=True)
     compile_s = time.time() - t0
     if p.returncode != 0:
@@ -83,7 +97,7 @@ def bench_model(name, args, tmp):
     md, mo = statistics.median(td) * 1e3, statistics.median(to) * 1e3
     return {"name": name, "shape": "batch %d" % batch + (", seq %d" % seq if seq else ""),
             "dlcc_ms": md, "ort_ms": mo, "ratio": md / mo, "err": err,
-            "compile_s": compile_s}
+            "compile_s": compile_s, "stats": graph_stats(path, args, flags)}
 
 
 def main():
@@ -96,6 +110,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--levels", default="",
+                    help="also time at these -O levels, e.g. 0,3 (graph table)")
     ap.add_argument("models", nargs="*", default=export_models.MODELS)
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
@@ -109,8 +125,20 @@ def main():
             else:
                 print("%-14s dlcc %9.2f ms  ort %9.2f ms  ratio %.2f  (max abs diff %.1e, compile %.1f s)" % (
                     name, r["dlcc_ms"], r["ort_ms"], r["ratio"], r["err"], r["compile_s"]), flush=True)
-    cmd = "tools/bench.py --runs %d --threads %d%s" % (
-        args.runs, args.threads, (" --flags '%s'" % args.flags) if args.flags else "")
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    per_level = {}
+    if levels:
+        with tempfile.TemporaryDirectory() as tmp:
+            for lv in levels:
+                for name in args.models:
+                    r = bench_model(name, args, tmp, shlex.split(args.flags) + ["-O%d" % lv])
+                    per_level[(name, lv)] = r
+                    if "error" not in r:
+                        print("%-14s -O%d dlcc %9.2f ms  ort %9.2f ms  ratio %.2f" % (
+                            name, lv, r["dlcc_ms"], r["ort_ms"], r["ratio"]), flush=True)
+    cmd = "tools/bench.py --runs %d --threads %d%s%s" % (
+        args.runs, args.threads, (" --flags '%s'" % args.flags) if args.flags else "",
+        (" --levels %s" % args.levels) if args.levels else "")
     lines = ["<!-- BEGIN bench -->",
              "Measured %s on %s (%d cores), %d thread(s) for both, %d alternating runs after %d warm-up runs; onnxruntime %s." % (
                  datetime.date.today().isoformat(), cpu_name(), os.cpu_count(), args.threads,
@@ -125,6 +153,27 @@ def main():
         else:
             lines.append("| %s | %s | %.2f | %.2f | %.2f | %.1e | %.1f |" % (
                 r["name"], r["shape"], r["dlcc_ms"], r["ort_ms"], r["ratio"], r["err"], r["compile_s"]))
+    if any(r.get("stats") for r in rows):
+        lines += ["", "Graph after the passes (`dlcc --stats`, symbolic dims counted as 1):", "",
+                  "| model | nodes in | nodes out | kernels | workspace bytes | sum of intermediates bytes | weights bytes |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            st = r.get("stats")
+            if st:
+                lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                    r["name"], st.get("nodes_in"), st.get("nodes_out"), st.get("kernels"),
+                    st.get("arena_bytes"), st.get("intermediate_bytes", ""), st.get("weights_bytes")))
+    if per_level:
+        lines += ["", "Latency by optimization level (same run; ratio against ONNX Runtime measured alongside):", "",
+                  "| model | " + " | ".join("-O%d ms | -O%d dlcc/ORT" % (lv, lv) for lv in levels) + " |",
+                  "|---|" + "---:|---:|" * len(levels)]
+        for name in args.models:
+            cells = []
+            for lv in levels:
+                r = per_level[(name, lv)]
+                cells += (["failed", ""] if "error" in r else
+                          ["%.2f" % r["dlcc_ms"], "%.2f" % r["ratio"]])
+            lines.append("| %s | %s |" % (name, " | ".join(cells)))
     lines.append("<!-- END bench -->")
     block = "\n".join(lines)
     if not args.no_write:
