@@ -59,6 +59,17 @@ DlStatus fu_uses(DlGraph *g, FuUses *fu) {
  * may belong to another node by now, and comparing against ids that are
  * half renumbered would hand it back to the dead one. */
 static void fu_renumber(DlGraph *g, int lo, int hi) {
+  /* A value still naming a dead node has no producer any more (a constant
+   * folded from it, or unused); clear it before the ids move. */
+  for (int k = lo; k <= hi; k++) {
+    const DlNode *n = g->nodes[k];
+    if (!n->dead)
+      continue;
+    for (int o = 0; o < n->nout; o++)
+      if (n->out[o] >= 0 && n->out[o] < g->nvalues &&
+          g->values[n->out[o]]->producer == n->id)
+        g->values[n->out[o]]->producer = -1;
+  }
   for (int k = lo; k <= hi; k++)
     g->nodes[k]->id = k;
   for (int k = lo; k <= hi; k++) {
