@@ -64,7 +64,10 @@ def bench_model(name, args, tmp, flags=None):
     path = os.path.join(args.cache, name + ".onnx")
     if not os.path.exists(path):
         export_models.export(name, args.cache)
-    so = os.path.join(tmp, name + ".so")
+    # One file per model and flags: the dynamic loader would hand back an
+    # already loaded module for a path it has seen.
+    tag = re.sub(r"[^A-Za-z0-9]+", "_", " ".join(flags)).strip("_")
+    so = os.path.join(tmp, "%s%s.so" % (name, "_" + tag if tag else ""))
     t0 = time.time()
     p = subprocess.run([args.dlcc, path, "-o", so] + flags,
                        capture_output=True, text=True)
