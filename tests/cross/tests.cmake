@@ -47,7 +47,8 @@ if(DLCC_LLVM_CONFIG)
       COMMAND ${DLCC_PY} ${DLCC_CROSS_DIR}/test_models_qemu.py
               --dlcc $<TARGET_FILE:dlcc> --dlcc-run ${bdir}/bin/dlcc-run
               --target ${tgt} --run-prefix ${prefix}
-              --cache ${CMAKE_BINARY_DIR}/test-models resnet18 bert)
+              --cache ${CMAKE_BINARY_DIR}/test-models
+              resnet18 mobilenet_v2 squeezenet1_1 bert gpt2)
     set_tests_properties(cross_models_${arch} PROPERTIES TIMEOUT 1800
       LABELS "slow;cross" FIXTURES_REQUIRED cross_${arch})
   endforeach()
