@@ -22,11 +22,11 @@
 #include "ir/ir.h"
 
 typedef enum KExprKind {
-  KE_INT,    /* integer constant (dtype: any int or bool) */
-  KE_FLOAT,  /* floating constant (dtype F32 or F64) */
-  KE_VAR,    /* loop variable or scalar local */
-  KE_SYM,    /* value of graph symbol `sym` at run time (I64) */
-  KE_LOAD,   /* bufs[buf][idx] */
+  KE_INT,   /* integer constant (dtype: any int or bool) */
+  KE_FLOAT, /* floating constant (dtype F32 or F64) */
+  KE_VAR,   /* loop variable or scalar local */
+  KE_SYM,   /* value of graph symbol `sym` at run time (I64) */
+  KE_LOAD,  /* bufs[buf][idx] */
   KE_UNARY,
   KE_BINARY,
   KE_SELECT, /* a ? b : c */
@@ -59,7 +59,7 @@ typedef enum KBinOp {
   KB_MIN, /* float: NaN-propagating like ONNX Min/Max */
   KB_MAX,
   KB_POW,
-  KB_LT,  /* comparisons produce DL_BOOL */
+  KB_LT, /* comparisons produce DL_BOOL */
   KB_LE,
   KB_GT,
   KB_GE,
@@ -75,9 +75,9 @@ typedef struct KExpr KExpr;
 struct KExpr {
   KExprKind kind;
   DlDType dtype;
-  int64_t i;   /* KE_INT value; KE_VAR var id; KE_SYM sym id; KE_LOAD buf */
-  double f;    /* KE_FLOAT */
-  int op;      /* KUnOp / KBinOp */
+  int64_t i; /* KE_INT value; KE_VAR var id; KE_SYM sym id; KE_LOAD buf */
+  double f;  /* KE_FLOAT */
+  int op;    /* KUnOp / KBinOp */
   KExpr *a, *b, *c; /* operands; KE_LOAD: a = index */
 };
 
@@ -92,9 +92,10 @@ typedef enum KStmtKind {
 
 /* Loop flags. */
 enum {
-  KF_PARALLEL = 1u << 0, /* iterations independent: split across threads/blocks */
-  KF_REDUCE = 1u << 1,   /* iterations accumulate into a local */
-  KF_VECTOR = 1u << 2,   /* innermost, contiguous: a vectorization candidate */
+  KF_PARALLEL =
+      1u << 0,         /* iterations independent: split across threads/blocks */
+  KF_REDUCE = 1u << 1, /* iterations accumulate into a local */
+  KF_VECTOR = 1u << 2, /* innermost, contiguous: a vectorization candidate */
   KF_UNROLL = 1u << 3
 };
 
@@ -153,11 +154,11 @@ DlCtx *kb_ctx(KBuilder *kb);
 int kb_buf(KBuilder *kb, const DlValue *v, bool write);
 
 /* Expressions.  Integer helpers fold constants and identities (x+0, x*1). */
-KExpr *ke_int(KBuilder *kb, int64_t v);                /* I64 */
-KExpr *ke_const(KBuilder *kb, DlDType t, double v);    /* any dtype */
+KExpr *ke_int(KBuilder *kb, int64_t v);             /* I64 */
+KExpr *ke_const(KBuilder *kb, DlDType t, double v); /* any dtype */
 KExpr *ke_var(KBuilder *kb, int var);
 KExpr *ke_sym(KBuilder *kb, int sym);
-KExpr *ke_dim(KBuilder *kb, const DlDim *d);           /* I64 polynomial */
+KExpr *ke_dim(KBuilder *kb, const DlDim *d); /* I64 polynomial */
 KExpr *ke_load(KBuilder *kb, int buf, KExpr *index);
 KExpr *ke_un(KBuilder *kb, KUnOp op, KExpr *a);
 KExpr *ke_bin(KBuilder *kb, KBinOp op, KExpr *a, KExpr *b);

@@ -230,14 +230,16 @@ DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
       strcmp(o->backend, "llvm") != 0)
     return dl_error(ctx, DL_ERR_USAGE, "unknown backend '%s' (c, llvm)",
                     o->backend);
-  if (o->emit != DL_EMIT_C && (!o->backend || strcmp(o->backend, "llvm") == 0)) {
+  if (o->emit != DL_EMIT_C &&
+      (!o->backend || strcmp(o->backend, "llvm") == 0)) {
     if (dl_backend_llvm())
       be = dl_backend_llvm();
     else if (o->backend)
       return dl_error(ctx, DL_ERR_UNSUPPORTED,
                       "this dlcc was built without LLVM (--backend=llvm)");
   }
-  if (be == dl_backend_c() && o->emit == DL_EMIT_SO && !dl_target_is_host(&tgt)) {
+  if (be == dl_backend_c() && o->emit == DL_EMIT_SO &&
+      !dl_target_is_host(&tgt)) {
     char *cc;
     DL_TRY(dl_target_c_compiler(ctx, &tgt, &cc));
     setenv("CC", cc, 1); /* the C backend compiles with $CC */
@@ -305,8 +307,8 @@ DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
   if (!out)
     out = dl_arena_printf(&ctx->arena, "%s.%s", stem(ctx, o->input),
                           o->emit == DL_EMIT_C ? "c"
-                          : tgt.macho           ? "dylib"
-                                                : "so");
+                          : tgt.macho          ? "dylib"
+                                               : "so");
   DlEmitRequest rq = {0};
   rq.prefix = o->prefix ? o->prefix : dlcc_prefix_from_path(ctx, out);
   rq.out_path = out;

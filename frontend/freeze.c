@@ -20,8 +20,7 @@ DlStatus dl_freeze_input(DlGraph *g, const char *name, const char *path) {
       pos = i;
   if (pos < 0)
     return dl_error(ctx, DL_ERR_USAGE,
-                    "--freeze-input: the model has no input named '%s'",
-                    name);
+                    "--freeze-input: the model has no input named '%s'", name);
   DlValue *v = g->values[g->inputs[pos]];
 
   dlcc_rt_tensor t;
@@ -32,9 +31,8 @@ DlStatus dl_freeze_input(DlGraph *g, const char *name, const char *path) {
   DlStatus st = DL_OK;
   if ((DlDType)t.dtype != v->dtype) {
     st = dl_error(ctx, DL_ERR_INVALID,
-                  "--freeze-input %s: %s holds %s, the input is %s", name,
-                  path, dl_dtype_name((DlDType)t.dtype),
-                  dl_dtype_name(v->dtype));
+                  "--freeze-input %s: %s holds %s, the input is %s", name, path,
+                  dl_dtype_name((DlDType)t.dtype), dl_dtype_name(v->dtype));
     goto done;
   }
   if (t.ndim != v->rank) {

@@ -25,8 +25,8 @@ typedef enum DlStatus {
   DL_ERR_INVALID,     /* well-formed but semantically wrong model      */
   DL_ERR_UNSUPPORTED, /* valid, but an op/attribute dlcc cannot handle */
   DL_ERR_NOMEM,
-  DL_ERR_USAGE,       /* bad command-line flag or API argument         */
-  DL_ERR_INTERNAL     /* a bug in dlcc                                 */
+  DL_ERR_USAGE,   /* bad command-line flag or API argument         */
+  DL_ERR_INTERNAL /* a bug in dlcc                                 */
 } DlStatus;
 
 const char *dl_status_name(DlStatus s);
@@ -67,10 +67,10 @@ typedef struct DlOptions {
 } DlOptions;
 
 typedef struct DlCtx {
-  DlArena arena;          /* lifetime: the whole compilation */
-  const char *file;       /* model path, used as message prefix */
+  DlArena arena;    /* lifetime: the whole compilation */
+  const char *file; /* model path, used as message prefix */
   DlOptions opt;
-  DlDiag *diags;          /* heap array, not arena: survives resets */
+  DlDiag *diags; /* heap array, not arena: survives resets */
   int ndiags, capdiags;
 } DlCtx;
 
@@ -92,7 +92,8 @@ void dl_print_diags(const DlCtx *ctx, void *file /* FILE* */);
 #define DL_TRY(expr)                                                           \
   do {                                                                         \
     DlStatus dl_try_s_ = (expr);                                               \
-    if (dl_try_s_ != DL_OK) return dl_try_s_;                                  \
+    if (dl_try_s_ != DL_OK)                                                    \
+      return dl_try_s_;                                                        \
   } while (0)
 
 /* Internal invariant broken: a dlcc bug, never a user error. */

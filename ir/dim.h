@@ -24,7 +24,8 @@
 typedef struct DlTerm {
   int64_t coef;
   uint8_t nsym;
-  uint16_t sym[DL_DIM_FACTORS]; /* symbol ids, sorted ascending, repeats = powers */
+  uint16_t
+      sym[DL_DIM_FACTORS]; /* symbol ids, sorted ascending, repeats = powers */
 } DlTerm;
 
 typedef struct DlDim {

@@ -41,11 +41,11 @@ typedef enum DlDType {
   DL_BF16 = 16
 } DlDType;
 
-size_t dl_dtype_size(DlDType t);         /* 0 for unsupported */
-const char *dl_dtype_name(DlDType t);    /* "f32", "i64", "bool", ... */
+size_t dl_dtype_size(DlDType t);      /* 0 for unsupported */
+const char *dl_dtype_name(DlDType t); /* "f32", "i64", "bool", ... */
 DlDType dl_dtype_from_name(const char *s);
 bool dl_dtype_is_float(DlDType t);
-bool dl_dtype_is_int(DlDType t);         /* signed or unsigned, not bool */
+bool dl_dtype_is_int(DlDType t); /* signed or unsigned, not bool */
 
 /* ---- op table --------------------------------------------------------- */
 
@@ -57,7 +57,7 @@ typedef enum DlOp {
   DL_OP_COUNT
 } DlOp;
 
-const char *dl_op_name(DlOp op);              /* ONNX op type */
+const char *dl_op_name(DlOp op); /* ONNX op type */
 DlOp dl_op_from_name(const char *domain, const char *op_type);
 
 /* ---- attributes ------------------------------------------------------- */
@@ -98,16 +98,16 @@ typedef struct DlAttr {
 /* ---- values and nodes ------------------------------------------------- */
 
 typedef struct DlValue {
-  int id;           /* index in graph->values; -1 when detached */
+  int id; /* index in graph->values; -1 when detached */
   const char *name;
   DlDType dtype;
-  int rank;         /* -1 while unknown */
+  int rank; /* -1 while unknown */
   DlDim dims[DL_MAX_RANK];
-  void *data;       /* constant contents, row-major, host byte order */
-  DlDim *symval;    /* known element values for small int tensors, or NULL */
-  int producer;     /* node id, or -1 for graph inputs and constants */
-  bool is_input;    /* graph input (not an initializer) */
-  bool is_output;   /* graph output */
+  void *data;     /* constant contents, row-major, host byte order */
+  DlDim *symval;  /* known element values for small int tensors, or NULL */
+  int producer;   /* node id, or -1 for graph inputs and constants */
+  bool is_input;  /* graph input (not an initializer) */
+  bool is_output; /* graph output */
 } DlValue;
 
 typedef struct DlNode {
@@ -145,8 +145,8 @@ DlGraph *dl_graph_new(DlCtx *ctx, const char *name);
 /* New value with unknown shape; name is copied (NULL -> generated). */
 DlValue *dl_value_new(DlGraph *g, const char *name, DlDType dtype);
 /* New node with nin/nout slots (filled with -1). */
-DlNode *dl_node_new(DlGraph *g, DlOp op, const char *op_type,
-                    const char *name, int nin, int nout);
+DlNode *dl_node_new(DlGraph *g, DlOp op, const char *op_type, const char *name,
+                    int nin, int nout);
 /* Intern a symbol name; returns its id. */
 int dl_graph_sym(DlGraph *g, const char *name);
 /* A fresh symbol named prefix_N not used yet. */
@@ -173,8 +173,7 @@ bool dl_value_known_dims(const DlValue *v, DlDim *out, int cap, int *count);
 const DlAttr *dl_attr(const DlNode *n, const char *name);
 int64_t dl_attr_int(const DlNode *n, const char *name, int64_t dflt);
 float dl_attr_float(const DlNode *n, const char *name, float dflt);
-const char *dl_attr_string(const DlNode *n, const char *name,
-                           const char *dflt);
+const char *dl_attr_string(const DlNode *n, const char *name, const char *dflt);
 /* INTS attribute: returns count (or -1 if absent), pointer in *out. */
 int dl_attr_ints(const DlNode *n, const char *name, const int64_t **out);
 

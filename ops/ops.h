@@ -53,8 +53,8 @@ DlStatus dl_norm_axis(DlGraph *g, const DlNode *n, int64_t axis, int rank,
 DlStatus dl_need_input(DlGraph *g, const DlNode *n, int i, DlValue **out);
 /* Integer list from an input tensor that must be known at compile time
  * (constant data); error names the node when it is not. */
-DlStatus dl_const_ints(DlGraph *g, const DlNode *n, int input,
-                       int64_t *out, int cap, int *count);
+DlStatus dl_const_ints(DlGraph *g, const DlNode *n, int input, int64_t *out,
+                       int cap, int *count);
 
 /* ---- fused epilogues (ops/epilogue.c) ---------------------------------
  * Conv, ConvTranspose, MatMul and Gemm nodes may carry an epilogue fused

@@ -41,12 +41,12 @@ enum dlcc_dtype {
 /* Status codes returned by module entry points.  0 is success. */
 enum dlcc_status {
   DLCC_OK = 0,
-  DLCC_ERR_ARGUMENT = 1,   /* NULL pointer, wrong count                 */
-  DLCC_ERR_SHAPE = 2,      /* input shape does not match the signature  */
-  DLCC_ERR_DTYPE = 3,      /* input dtype does not match the signature  */
-  DLCC_ERR_WORKSPACE = 4,  /* workspace missing or too small            */
-  DLCC_ERR_WEIGHTS = 5,    /* sidecar weights required but not given    */
-  DLCC_ERR_RUNTIME = 6     /* a kernel found bad data (e.g. index range) */
+  DLCC_ERR_ARGUMENT = 1,  /* NULL pointer, wrong count                 */
+  DLCC_ERR_SHAPE = 2,     /* input shape does not match the signature  */
+  DLCC_ERR_DTYPE = 3,     /* input dtype does not match the signature  */
+  DLCC_ERR_WORKSPACE = 4, /* workspace missing or too small            */
+  DLCC_ERR_WEIGHTS = 5,   /* sidecar weights required but not given    */
+  DLCC_ERR_RUNTIME = 6    /* a kernel found bad data (e.g. index range) */
 };
 
 /* A dense row-major tensor as seen by a module. */
