@@ -1,6 +1,8 @@
 # libFuzzer target for the ONNX importer (configure with -DDLCC_FUZZ=ON and
 # CC=clang).  The compiler library sources are compiled again with the
-# fuzzer and sanitizer flags so coverage reaches into them.
+# fuzzer and sanitizer flags so coverage reaches into them; the LLVM backend
+# is left out (targets.c then says "built without LLVM"), and the runtime's
+# tensor reader comes along for --freeze-input.
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "DLCC_FUZZ needs clang (configure with CC=clang)")
 endif()
@@ -8,6 +10,8 @@ set(DLCC_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer 
 add_executable(fuzz_import
   ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_import.c
   ${DLCC_COMPILER_SRC}
+  ${CMAKE_SOURCE_DIR}/codegen/llvm/targets.c
+  ${DLCC_RUNTIME_SRC}
   ${GEN_DIR}/frontend/onnx.pb-c.c)
 target_include_directories(fuzz_import PRIVATE
   ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/include ${GEN_DIR} ${PROTOBUF_C_INCLUDE})
