@@ -78,4 +78,8 @@ uint64_t kplan_workspace_bytes(const KPlan *p, const int64_t *syms);
 /* The generated header, common to every backend. */
 DlStatus dl_write_header(KProgram *p, KPlan *plan, const DlEmitRequest *rq);
 
+/* True when symbol sym appears in a workspace slot size, an input or output
+ * dim, or a kernel: the backends bind and compute only those. */
+bool kplan_sym_used(const KProgram *p, const KPlan *plan, int sym);
+
 #endif

@@ -266,3 +266,54 @@ uint64_t kplan_workspace_bytes(const KPlan *p, const int64_t *syms) {
   }
   return o;
 }
+
+/* ---- which symbols a module needs at run time ------------------------- */
+
+static bool dim_uses(const DlDim *d, int sym) {
+  for (int t = 0; t < d->nterms; t++)
+    for (int k = 0; k < d->t[t].nsym; k++)
+      if (d->t[t].sym[k] == sym)
+        return true;
+  return false;
+}
+static bool expr_uses(const KExpr *x, int sym) {
+  if (!x)
+    return false;
+  if (x->kind == KE_SYM && x->i == sym)
+    return true;
+  return expr_uses(x->a, sym) || expr_uses(x->b, sym) || expr_uses(x->c, sym);
+}
+static bool stmt_uses(const KStmt *s, int sym) {
+  if (!s)
+    return false;
+  if (expr_uses(s->extent, sym) || expr_uses(s->cond, sym) ||
+      expr_uses(s->index, sym) || expr_uses(s->value, sym))
+    return true;
+  if (stmt_uses(s->body, sym) || stmt_uses(s->els, sym))
+    return true;
+  for (int i = 0; i < s->n; i++)
+    if (stmt_uses(s->items[i], sym))
+      return true;
+  return false;
+}
+
+bool kplan_sym_used(const KProgram *p, const KPlan *plan, int sym) {
+  const DlGraph *g = p->g;
+  for (int i = 0; i < plan->nslots; i++)
+    if (dim_uses(&plan->slots[i].numel, sym))
+      return true;
+  for (int io = 0; io < 2; io++) {
+    int n = io ? g->noutputs : g->ninputs;
+    const int *ids = io ? g->outputs : g->inputs;
+    for (int i = 0; i < n; i++) {
+      const DlValue *v = g->values[ids[i]];
+      for (int d = 0; d < v->rank; d++)
+        if (dim_uses(&v->dims[d], sym))
+          return true;
+    }
+  }
+  for (int k = 0; k < p->nkernels; k++)
+    if (stmt_uses(p->kernels[k]->body, sym))
+      return true;
+  return false;
+}

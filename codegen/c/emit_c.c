@@ -874,54 +874,6 @@ static void io_desc(FILE *f, const DlcSyms *s, const DlValue *v) {
 }
 
 /* Does any kernel, slot or io dim use symbol `sym`? */
-static bool dim_uses(const DlDim *d, int sym) {
-  for (int t = 0; t < d->nterms; t++)
-    for (int k = 0; k < d->t[t].nsym; k++)
-      if (d->t[t].sym[k] == sym)
-        return true;
-  return false;
-}
-static bool expr_uses(const KExpr *x, int sym) {
-  if (!x)
-    return false;
-  if (x->kind == KE_SYM && x->i == sym)
-    return true;
-  return expr_uses(x->a, sym) || expr_uses(x->b, sym) || expr_uses(x->c, sym);
-}
-static bool stmt_uses(const KStmt *s, int sym) {
-  if (!s)
-    return false;
-  if (expr_uses(s->extent, sym) || expr_uses(s->cond, sym) ||
-      expr_uses(s->index, sym) || expr_uses(s->value, sym))
-    return true;
-  if (stmt_uses(s->body, sym) || stmt_uses(s->els, sym))
-    return true;
-  for (int i = 0; i < s->n; i++)
-    if (stmt_uses(s->items[i], sym))
-      return true;
-  return false;
-}
-
-static bool sym_used(KProgram *p, KPlan *plan, int sym) {
-  DlGraph *g = p->g;
-  for (int i = 0; i < plan->nslots; i++)
-    if (dim_uses(&plan->slots[i].numel, sym))
-      return true;
-  for (int io = 0; io < 2; io++) {
-    int n = io ? g->noutputs : g->ninputs;
-    const int *ids = io ? g->outputs : g->inputs;
-    for (int i = 0; i < n; i++) {
-      const DlValue *v = g->values[ids[i]];
-      for (int d = 0; d < v->rank; d++)
-        if (dim_uses(&v->dims[d], sym))
-          return true;
-    }
-  }
-  for (int k = 0; k < p->nkernels; k++)
-    if (stmt_uses(p->kernels[k]->body, sym))
-      return true;
-  return false;
-}
 
 static void write_bind(FILE *f, KProgram *p, KPlan *plan, const DlcSyms *s,
                        const char *P) {
@@ -959,7 +911,7 @@ static void write_bind(FILE *f, KProgram *p, KPlan *plan, const DlcSyms *s,
   for (int k = 0; k < s->nbase; k++) {
     if (bound && bound[k])
       continue;
-    if (sym_used(p, plan, k))
+    if (kplan_sym_used(p, plan, k))
       fprintf(
           f, "  return DLCC_ERR_SHAPE; /* symbol '%s' is not an input dim */\n",
           s->names[k]);
