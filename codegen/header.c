@@ -108,13 +108,12 @@ DlStatus dl_write_header(KProgram *p, KPlan *plan, const DlEmitRequest *rq) {
     io_defines(f, UP, "OUTPUT", i, g->values[g->outputs[i]], &s, s.names);
   bool stat = true;
   uint64_t ws = 0;
-  for (int i = 0; i < plan->nslots && stat; i++) {
-    int64_t n;
-    if (!dl_dim_is_const(&plan->slots[i].numel, &n))
-      stat = false;
-    else
-      ws = (ws + (uint64_t)n * plan->slots[i].elem_size + 63) & ~(uint64_t)63;
-  }
+  for (int i = 0; i < plan->nslots && stat; i++)
+    for (int j = 0; j < plan->slots[i].nsizes; j++)
+      if (!dl_dim_is_const(&plan->slots[i].sizes[j], NULL))
+        stat = false;
+  if (stat)
+    ws = kplan_workspace_bytes(plan, NULL);
   if (stat)
     fprintf(f, "#define %s_WORKSPACE_SIZE UINT64_C(%llu)\n", UP,
             (unsigned long long)ws);

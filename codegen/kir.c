@@ -39,6 +39,7 @@ struct KBuilder {
   KStmt *stack[KB_MAX_DEPTH]; /* open blocks; stack[0] = root */
   KStmt *owner[KB_MAX_DEPTH]; /* the for/if statement owning the block */
   bool failed;
+  int copy_in, copy_out; /* kb_flat_copy */
   KExpr scratch; /* handed out when the arena is exhausted (then failed) */
 };
 
@@ -135,7 +136,23 @@ int kb_buf(KBuilder *kb, const DlValue *v, bool write) {
   b->value = v->id;
   b->dtype = v->dtype;
   b->written = write;
+  b->inplace = 0;
   return kb->nbufs++;
+}
+
+void kb_inplace(KBuilder *kb, int in, int out) {
+  if (!kb || in < 0 || out < 0 || in >= kb->nbufs || out >= kb->nbufs ||
+      in == out)
+    return;
+  kb->bufs[in].inplace = out + 1;
+}
+
+void kb_flat_copy(KBuilder *kb, int in, int out) {
+  if (!kb || in < 0 || out < 0 || in >= kb->nbufs || out >= kb->nbufs ||
+      in == out)
+    return;
+  kb->copy_in = in + 1;
+  kb->copy_out = out + 1;
 }
 
 static int new_var(KBuilder *kb, const char *hint, DlDType t) {
@@ -696,5 +713,7 @@ Kernel *kb_finish(KBuilder *kb) {
   k->vars = kb->vars;
   k->body = kb->root;
   k->g = kb->g;
+  k->copy_in = kb->copy_in;
+  k->copy_out = kb->copy_out;
   return k;
 }

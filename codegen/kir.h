@@ -124,6 +124,13 @@ typedef struct KBuf {
   int value; /* graph value id */
   DlDType dtype;
   bool written;
+  /* Read buffers only: 1 + the index of a written buffer of this kernel
+   * that may take over this buffer's storage (in place), or 0.  The op
+   * promises that every element of this buffer is read only in the
+   * iteration that writes the same element of that buffer, before it is
+   * written, and that each of those elements is written once.  The storage
+   * plan decides whether to use it (kb_inplace). */
+  int inplace;
 } KBuf;
 
 typedef struct Kernel {
@@ -135,6 +142,11 @@ typedef struct Kernel {
   KVar *vars;
   KStmt *body; /* a KS_BLOCK */
   DlGraph *g;  /* graph it came from: buffer shapes and messages (added) */
+  /* 1 + buffer indices when the kernel does nothing but copy every element
+   * of bufs[copy_in - 1], in order, to bufs[copy_out - 1] (Reshape and its
+   * kin); the plan may then give both the same storage and drop the
+   * kernel.  0 otherwise (kb_flat_copy). */
+  int copy_in, copy_out;
 } Kernel;
 
 /* Kernels of a whole graph, in execution order. */
@@ -152,6 +164,13 @@ KBuilder *kb_new(DlGraph *g, const DlNode *n); /* arena-allocated */
 DlCtx *kb_ctx(KBuilder *kb);
 /* Buffer slot for a graph value (deduplicated); write marks it an output. */
 int kb_buf(KBuilder *kb, const DlValue *v, bool write);
+
+/* Declares that read buffer `in` may share storage with written buffer
+ * `out` (see KBuf.inplace). */
+void kb_inplace(KBuilder *kb, int in, int out);
+/* Declares that the whole kernel is an element-order copy of buffer `in`
+ * to buffer `out` (see Kernel.copy_in). */
+void kb_flat_copy(KBuilder *kb, int in, int out);
 
 /* Expressions.  Integer helpers fold constants and identities (x+0, x*1). */
 KExpr *ke_int(KBuilder *kb, int64_t v);             /* I64 */

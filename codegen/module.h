@@ -25,18 +25,23 @@ typedef struct KStorage {
   uint64_t offset; /* KST_WEIGHT */
 } KStorage;
 
-/* A workspace slot: offset(slot i) = align64(offset(i-1) + bytes(i-1)),
- * bytes = numel * dtype size, numel a polynomial of the symbols. */
+/* A workspace slot, shared over time by values whose lifetimes do not
+ * overlap: offset(slot i) = align64(offset(i-1) + bytes(i-1)), and
+ * bytes(i) = the largest of sizes[0..nsizes-1], each a polynomial of the
+ * symbols (element count * element size of a value placed there; constant
+ * sizes are merged into one). */
 typedef struct KSlot {
-  int value;
-  DlDim numel;
-  size_t elem_size;
+  int value; /* the first value placed in the slot */
+  int nsizes;
+  DlDim *sizes;
 } KSlot;
 
 typedef struct KPlan {
   KStorage *storage; /* indexed by value id */
   int nslots;
   KSlot *slots;
+  int ninplace;     /* values that took over a dying input's slot in place */
+  int naliased;     /* copy kernels dropped: both values share storage */
   uint8_t *weights; /* blob of all constants used at run time, 64-aligned */
   uint64_t weights_bytes;
   bool weights_sidecar; /* blob goes to a separate file, mmapped */
@@ -74,6 +79,15 @@ const DlBackend *dl_backend_c(void);
 /* Workspace bytes the plan needs for symbol values syms[] (added for
  * --stats; must follow the layout the backends use). */
 uint64_t kplan_workspace_bytes(const KPlan *p, const int64_t *syms);
+
+/* Sum of the sizes of all values placed in the workspace, as if each had
+ * a slot of its own (what the plan saves is measured against it). */
+uint64_t kplan_intermediate_bytes(const KProgram *p, const KPlan *plan,
+                                  const int64_t *syms);
+
+/* True when buffers a and b of kernel k have the same storage: then
+ * neither may be declared non-aliasing (restrict / noalias). */
+bool kplan_bufs_share(const KPlan *plan, const Kernel *k, int a, int b);
 
 /* The generated header, common to every backend. */
 DlStatus dl_write_header(KProgram *p, KPlan *plan, const DlEmitRequest *rq);

@@ -172,14 +172,12 @@ static DlStatus print_stats(DlGraph *g, const KProgram *prog, const KPlan *plan,
     if (!g->nodes[k]->dead && g->nodes[k]->op >= 0 &&
         g->nodes[k]->op < DL_OP_COUNT)
       count[g->nodes[k]->op]++;
-  uint64_t inter = 0;
+  uint64_t inter = kplan_intermediate_bytes(prog, plan, ones);
   bool symbolic = false;
-  for (int i = 0; i < plan->nslots; i++) {
-    int64_t n = dl_dim_eval(&plan->slots[i].numel, ones);
-    inter += (uint64_t)(n > 0 ? n : 0) * plan->slots[i].elem_size;
-    if (!dl_dim_is_const(&plan->slots[i].numel, NULL))
-      symbolic = true;
-  }
+  for (int i = 0; i < plan->nslots; i++)
+    for (int j = 0; j < plan->slots[i].nsizes; j++)
+      if (!dl_dim_is_const(&plan->slots[i].sizes[j], NULL))
+        symbolic = true;
   FILE *f = stdout;
   fprintf(f, "{\"nodes_in\": %d, \"nodes_out\": %d, \"kernels\": %d, ",
           s->nodes_in, live_nodes(g), prog->nkernels);
@@ -198,6 +196,10 @@ static DlStatus print_stats(DlGraph *g, const KProgram *prog, const KPlan *plan,
           symbolic ? "true" : "false");
   fprintf(f, "\"weights_bytes\": %llu, \"intermediate_bytes\": %llu, ",
           (unsigned long long)plan->weights_bytes, (unsigned long long)inter);
+  fprintf(f,
+          "\"workspace_slots\": %d, \"inplace\": %d, \"aliased_copies\": "
+          "%d, ",
+          plan->nslots, plan->ninplace, plan->naliased);
   fputs("\"passes\": [", f);
   for (int i = 0; i < s->nruns; i++) {
     fprintf(f, "%s{\"name\": ", i ? ", " : "");

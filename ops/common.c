@@ -148,3 +148,13 @@ DlStatus dl_const_ints(DlGraph *g, const DlNode *n, int input, int64_t *out,
   *count = (int)numel;
   return DL_OK;
 }
+
+bool dl_same_layout(const DlValue *a, const DlValue *b) {
+  if (!a || !b || a->rank < 0 || a->rank != b->rank ||
+      dl_dtype_size(a->dtype) != dl_dtype_size(b->dtype))
+    return false;
+  for (int d = 0; d < a->rank; d++)
+    if (!dl_dim_eq(&a->dims[d], &b->dims[d]))
+      return false;
+  return true;
+}

@@ -662,6 +662,11 @@ static DlStatus ew_lower(KBuilder *kb, DlGraph *g, DlNode *n, DlOp op) {
     return DL_UNREACHABLE(g->ctx);
   kb_store(kb, obuf, ke_flat_index(kb, out->rank, out->dims, idx), r);
   kb_end_n(kb, nl);
+  /* An input of the output's shape is read at the element being written:
+   * the plan may give the output its storage. */
+  for (int i = 0; i < n->nin; i++)
+    if (dl_same_layout(dl_in(g, n, i), out))
+      kb_inplace(kb, ibuf[i], obuf);
   return DL_OK;
 }
 

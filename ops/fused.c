@@ -106,5 +106,8 @@ DlStatus dl_lower_FusedElementwise(KBuilder *kb, DlGraph *g, DlNode *n) {
     r = ke_cast(kb, y->dtype, r);
   kb_store(kb, by, ke_flat_index(kb, y->rank, y->dims, idx), r);
   kb_end_n(kb, y->rank);
+  for (int i = 0; i < n->nin; i++)
+    if (dl_same_layout(dl_in(g, n, i), y))
+      kb_inplace(kb, bufs[i], by);
   return DL_OK;
 }

@@ -55,6 +55,9 @@ DlStatus dl_need_input(DlGraph *g, const DlNode *n, int i, DlValue **out);
  * (constant data); error names the node when it is not. */
 DlStatus dl_const_ints(DlGraph *g, const DlNode *n, int input, int64_t *out,
                        int cap, int *count);
+/* True when a and b have the same rank, equal dims and element size, so
+ * element i of one sits where element i of the other does (in-place). */
+bool dl_same_layout(const DlValue *a, const DlValue *b);
 
 /* ---- fused epilogues (ops/epilogue.c) ---------------------------------
  * Conv, ConvTranspose, MatMul and Gemm nodes may carry an epilogue fused

@@ -195,6 +195,7 @@ void dl_sh_flat_copy(KBuilder *kb, const DlValue *in, const DlValue *out) {
                  KF_PARALLEL | KF_VECTOR);
   kb_store(kb, bo, ke_var(kb, i), ke_load(kb, bi, ke_var(kb, i)));
   kb_end(kb);
+  kb_flat_copy(kb, bi, bo);
 }
 
 static double half_to_double(uint16_t h) {

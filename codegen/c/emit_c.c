@@ -741,7 +741,7 @@ static void stmt(Emit *e, const KStmt *s) {
   }
 }
 
-static void kernel(Emit *e, const Kernel *k) {
+static void kernel(Emit *e, const KPlan *plan, const Kernel *k) {
   FILE *f = e->f;
   e->k = k;
   fprintf(f, "\nstatic void %s(", k->name);
@@ -751,10 +751,14 @@ static void kernel(Emit *e, const Kernel *k) {
       bad(e, "unsupported buffer dtype");
       return;
     }
-    /* Distinct values never share storage (one slot each), so buffers
-     * do not alias; callers must not alias inputs and outputs either. */
-    fprintf(f, "%s%s *restrict b%d, ", k->bufs[b].written ? "" : "const ", t,
-            b);
+    /* Buffers are restrict unless the plan gave two of them one storage
+     * (an op working in place); callers must not alias inputs and outputs
+     * either. */
+    bool shared = false;
+    for (int o = 0; o < k->nbufs && !shared; o++)
+      shared = o != b && kplan_bufs_share(plan, k, b, o);
+    fprintf(f, "%s%s *%sb%d, ", k->bufs[b].written ? "" : "const ", t,
+            shared ? "" : "restrict ", b);
   }
   fputs("const int64_t *sym) {\n  (void)sym;\n", f);
   e->depth = 1;
@@ -942,10 +946,17 @@ static void write_slots(FILE *f, KPlan *plan, const char *P) {
           "\nstatic uint64_t %s_slots(const int64_t *sym, uint64_t *off) {\n"
           "  uint64_t o = 0;\n  (void)sym;\n  (void)off;\n",
           P);
+  if (plan->nslots)
+    fputs("  uint64_t s, t;\n  (void)t;\n", f);
   for (int i = 0; i < plan->nslots; i++) {
-    fprintf(f, "  off[%d] = o;\n  o = (o + (uint64_t)", i);
-    dlc_write_dim(f, &plan->slots[i].numel, "sym");
-    fprintf(f, " * %zu + 63) & ~(uint64_t)63;\n", plan->slots[i].elem_size);
+    const KSlot *sl = &plan->slots[i];
+    /* the slot's size: the largest of the sizes placed in it */
+    for (int j = 0; j < sl->nsizes; j++) {
+      fputs(j ? "  t = (uint64_t)" : "  s = (uint64_t)", f);
+      dlc_write_dim(f, &sl->sizes[j], "sym");
+      fputs(j ? ";\n  if (t > s) s = t;\n" : ";\n", f);
+    }
+    fprintf(f, "  off[%d] = o;\n  o = (o + s + 63) & ~(uint64_t)63;\n", i);
   }
   fputs("  return o;\n}\n", f);
   fprintf(f,
@@ -1126,7 +1137,7 @@ static DlStatus write_module(FILE *f, KProgram *p, KPlan *plan, const char *P,
   }
   Emit e = {.f = f, .ctx = g->ctx};
   for (int k = 0; k < p->nkernels && e.st == DL_OK; k++)
-    kernel(&e, p->kernels[k]);
+    kernel(&e, plan, p->kernels[k]);
   if (e.st)
     return e.st;
   write_bind(f, p, plan, &s, P);

@@ -935,19 +935,6 @@ static void stmt(LEmit *e, const KStmt *s) {
   }
 }
 
-/* Storage identity of a kernel buffer, for the noalias decision. */
-static bool same_storage(const KPlan *plan, const Kernel *k, int a, int b) {
-  const KStorage *x = &plan->storage[k->bufs[a].value];
-  const KStorage *y = &plan->storage[k->bufs[b].value];
-  if (k->bufs[a].value == k->bufs[b].value)
-    return true;
-  if (x->kind != y->kind || x->kind == KST_NONE)
-    return false;
-  if (x->kind == KST_WEIGHT)
-    return x->offset == y->offset;
-  return x->index == y->index;
-}
-
 static LLVMValueRef kernel(LEmit *e, const KPlan *plan, const Kernel *k) {
   DlArena *a = &e->ctx->arena;
   e->k = k;
@@ -974,7 +961,7 @@ static LLVMValueRef kernel(LEmit *e, const KPlan *plan, const Kernel *k) {
     }
     bool shared = false;
     for (int j = 0; j < k->nbufs && !shared; j++)
-      shared = j != i && same_storage(plan, k, i, j);
+      shared = j != i && kplan_bufs_share(plan, k, i, j);
     if (!shared)
       LLVMAddAttributeAtIndex(f, (unsigned)i + 1,
                               LLVMCreateEnumAttribute(e->lc, na, 0));
@@ -1129,10 +1116,15 @@ static LLVMValueRef build_slots(LEmit *e, KPlan *plan, const char *P,
   LLVMValueRef sym = LLVMGetParam(f, 0), off = LLVMGetParam(f, 1);
   LLVMValueRef o = ci64(e, 0);
   for (int i = 0; i < plan->nslots; i++) {
+    const KSlot *sl = &plan->slots[i];
     store_i64(e, o, off, i);
-    LLVMValueRef bytes =
-        LLVMBuildMul(e->b, dim_val(e, &plan->slots[i].numel, sym),
-                     ci64(e, (int64_t)plan->slots[i].elem_size), "");
+    /* the slot's size: the largest of the sizes placed in it */
+    LLVMValueRef bytes = dim_val(e, &sl->sizes[0], sym);
+    for (int j = 1; j < sl->nsizes; j++) {
+      LLVMValueRef t = dim_val(e, &sl->sizes[j], sym);
+      bytes = LLVMBuildSelect(
+          e->b, LLVMBuildICmp(e->b, LLVMIntUGT, t, bytes, ""), t, bytes, "");
+    }
     o = LLVMBuildAnd(
         e->b,
         LLVMBuildAdd(e->b, LLVMBuildAdd(e->b, o, bytes, ""), ci64(e, 63), ""),
