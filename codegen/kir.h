@@ -126,10 +126,11 @@ typedef struct KBuf {
   bool written;
   /* Read buffers only: 1 + the index of a written buffer of this kernel
    * that may take over this buffer's storage (in place), or 0.  The op
-   * promises that every element of this buffer is read only in the
-   * iteration that writes the same element of that buffer, before it is
-   * written, and that each of those elements is written once.  The storage
-   * plan decides whether to use it (kb_inplace). */
+   * promises that both have the same layout and that no element of this
+   * buffer is read after the same element of the written buffer has been
+   * stored (elementwise ops; row-wise Softmax and LayerNormalization, which
+   * read a whole row before writing it).  The storage plan decides whether
+   * to use it (kb_inplace). */
   int inplace;
 } KBuf;
 

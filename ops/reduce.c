@@ -465,6 +465,9 @@ static DlStatus softmax_lower(KBuilder *kb, DlGraph *g, DlNode *n, bool log) {
   kb_store(kb, yb, ke_flat_index(kb, rank, x->dims, idx), res);
   kb_end_n(kb, nr);
   kb_end_n(kb, nk);
+  /* each row is read whole before any of it is written */
+  if (dl_same_layout(x, y))
+    kb_inplace(kb, xb, yb);
   return DL_OK;
 }
 
@@ -607,6 +610,9 @@ static DlStatus layernorm_lower(KBuilder *kb, DlGraph *g, DlNode *n) {
   if (io)
     kb_store(kb, ib, ke_flat_index(kb, ax, x->dims, idx), ke_var(kb, inv));
   kb_end_n(kb, ax);
+  /* each row is read whole before any of it is written */
+  if (dl_same_layout(x, y))
+    kb_inplace(kb, xb, yb);
   return DL_OK;
 }
 

@@ -67,17 +67,20 @@ def models(rng):
     w1 = (rng.standard_normal((16, 32)) * 0.3).astype(np.float32)
     w2 = (rng.standard_normal((32, 16)) * 0.3).astype(np.float32)
 
-    # A chain of elementwise ops after a MatMul: at -O0 each op can run in
-    # place in the slot of the value it consumes.
+    # A chain of elementwise ops and a LayerNormalization after a MatMul:
+    # at -O0 each can run in place in the slot of the value it consumes.
     out.append(("chain", model(
         [N("MatMul", ["x", "w1"], ["a"]), N("Relu", ["a"], ["b"]),
          N("Tanh", ["b"], ["c"]), N("Neg", ["c"], ["d"]),
-         N("Sigmoid", ["d"], ["e"]), N("MatMul", ["e", "w2"], ["f"]),
-         N("Abs", ["f"], ["y"])],
+         N("Sigmoid", ["d"], ["e0"]),
+         N("LayerNormalization", ["e0", "sc", "bi"], ["e"], axis=-1),
+         N("MatMul", ["e", "w2"], ["f"]), N("Abs", ["f"], ["y"])],
         [vi("x", [4, 16])], [vi("y", [4, 16])],
-        [const("w1", w1), const("w2", w2)]),
+        [const("w1", w1), const("w2", w2),
+         const("sc", rng.standard_normal(32).astype(np.float32)),
+         const("bi", rng.standard_normal(32).astype(np.float32))]),
         [[rng.standard_normal((4, 16)).astype(np.float32)]],
-        {"O0": {"inplace": 1, "smaller": True}}))
+        {"O0": {"inplace": 4, "smaller": True}}))
 
     # A value that lives across a long branch (residual), next to short
     # lived ones: its slot must not be reused while the branch runs.
