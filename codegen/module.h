@@ -89,6 +89,9 @@ uint64_t kplan_intermediate_bytes(const KProgram *p, const KPlan *plan,
  * neither may be declared non-aliasing (restrict / noalias). */
 bool kplan_bufs_share(const KPlan *plan, const Kernel *k, int a, int b);
 
+/* The plan as text, one line per slot and per kernel (--emit=plan). */
+DlStatus kplan_print(const KProgram *p, const KPlan *plan, void *file);
+
 /* The generated header, common to every backend. */
 DlStatus dl_write_header(KProgram *p, KPlan *plan, const DlEmitRequest *rq);
 

@@ -281,6 +281,19 @@ static int64_t pl_est(const Pl *pl, const DlDim *d) {
   return n > 0 ? n : 0;
 }
 
+/* a >= b for all non-negative symbol values: a - b has no negative
+ * coefficient.  (Constants are never dropped for a symbolic size: a symbol
+ * may be 0.) */
+static bool pl_covers(const DlDim *a, const DlDim *b) {
+  DlDim d;
+  if (!dl_dim_sub(a, b, &d))
+    return false;
+  for (int t = 0; t < d.nterms; t++)
+    if (d.t[t].coef < 0)
+      return false;
+  return true;
+}
+
 static DlStatus pl_slot_add(Pl *pl, int s, const DlDim *bytes) {
   PlSlot *sl = &pl->slots[s];
   int64_t c;
@@ -292,9 +305,15 @@ static DlStatus pl_slot_add(Pl *pl, int s, const DlDim *bytes) {
       sl->cmax = c;
     return DL_OK;
   }
+  /* Drop sizes another one bounds for every value of the symbols. */
   for (int i = 0; i < sl->nsym; i++)
-    if (dl_dim_eq(&sl->sym[i], bytes))
+    if (pl_covers(&sl->sym[i], bytes))
       return DL_OK;
+  int kept = 0;
+  for (int i = 0; i < sl->nsym; i++)
+    if (!pl_covers(bytes, &sl->sym[i]))
+      sl->sym[kept++] = sl->sym[i];
+  sl->nsym = kept;
   if (sl->nsym == sl->capsym) {
     int cap = sl->capsym ? 2 * sl->capsym : 4;
     DlDim *n = dl_arena_alloc(&pl->ctx->arena, (size_t)cap * sizeof *n);

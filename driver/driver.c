@@ -303,6 +303,12 @@ DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
     DL_TRY(text_close(ctx, &t, DL_OK));
     return o->stats ? print_stats(g, prog, plan, &stats) : DL_OK;
   }
+  if (o->emit == DL_EMIT_PLAN) {
+    TextOut t;
+    DL_TRY(text_open(ctx, o->output, &t));
+    DL_TRY(text_close(ctx, &t, kplan_print(prog, plan, t.f)));
+    return o->stats ? print_stats(g, prog, plan, &stats) : DL_OK;
+  }
 
   /* module and header */
   const char *out = o->output;

@@ -18,7 +18,8 @@ typedef enum DlEmitKind {
   DL_EMIT_SO = 0, /* shared object + header (default) */
   DL_EMIT_C,      /* C source X.c + header X.h */
   DL_EMIT_IR,     /* textual IR after the passes */
-  DL_EMIT_KIR     /* kernel IR dump */
+  DL_EMIT_KIR,    /* kernel IR dump */
+  DL_EMIT_PLAN    /* storage plan dump */
 } DlEmitKind;
 
 typedef struct DlCompileOptions {

@@ -28,11 +28,12 @@ static void usage(FILE *f) {
       "\n"
       "options:\n"
       "  -o <file>            output file (default: <model>.so, <model>.c;\n"
-      "                       stdout for --emit=ir and --emit=kir)\n"
+      "                       stdout for --emit=ir, kir and plan)\n"
       "  --emit=<kind>        so (default): shared object and <out>.h\n"
       "                       c: C99 source <out>.c and <out>.h\n"
       "                       ir: textual graph IR after the passes\n"
       "                       kir: kernel IR dump\n"
+      "                       plan: storage plan (workspace slots)\n"
       "  -O0 -O1 -O2 -O3      optimization level (default -O2)\n"
       "  --name=<prefix>      C prefix of the entry points (default: the\n"
       "                       output file name as a C identifier)\n"
@@ -131,8 +132,11 @@ int main(int argc, char **argv) {
         o.emit = DL_EMIT_IR;
       else if (strcmp(k, "kir") == 0)
         o.emit = DL_EMIT_KIR;
+      else if (strcmp(k, "plan") == 0)
+        o.emit = DL_EMIT_PLAN;
       else
-        return usage_error("unknown --emit kind '%s' (so, c, ir, kir)", k);
+        return usage_error("unknown --emit kind '%s' (so, c, ir, kir, plan)",
+                           k);
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' &&
                !a[3]) {
       o.opt_level = a[2] - '0';

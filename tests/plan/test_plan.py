@@ -11,7 +11,11 @@ work: fewer workspace bytes than the sum of the intermediates, elementwise
 ops in place, copies turned into aliases; the header's static workspace
 size must be what the module asks for.
 
-Usage: test_plan.py [--dlcc PATH]
+Golden files: every tests/plan/NAME.ir holds a graph, its dlcc flags on
+the first line ("// RUN: -O0"), and after "// EXPECT:" the plan that
+`dlcc --emit=plan` must print.  --update rewrites the expected parts.
+
+Usage: test_plan.py [--dlcc PATH] [--update]
 """
 import argparse
 import json
@@ -165,13 +169,44 @@ def header_ws(h):
     return int(m.group(1)) if m else None
 
 
+def goldens(a, tmp):
+    marker = "// EXPECT:\n"
+    for name in sorted(os.listdir(HERE)):
+        if not name.endswith(".ir"):
+            continue
+        path = os.path.join(HERE, name)
+        text = open(path).read()
+        src, _, want = text.partition(marker)
+        first = src.splitlines()[0]
+        flags = first[len("// RUN:"):].split() if first.startswith(
+            "// RUN:") else []
+        inp = os.path.join(tmp, name)
+        with open(inp, "w") as f:
+            f.write(src)
+        p = subprocess.run([a.dlcc, inp, "--emit=plan"] + flags,
+                           capture_output=True, text=True)
+        got = p.stdout if p.returncode == 0 else "error: " + p.stderr
+        if a.update:
+            with open(path, "w") as f:
+                f.write(src + marker + got)
+            print("updated " + name)
+            continue
+        check(got == want, "golden %s" % name)
+        if got != want:
+            print("--- expected\n%s--- got\n%s" % (want, got))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dlcc", default=os.path.join(ROOT, "build", "bin",
                                                    "dlcc"))
+    ap.add_argument("--update", action="store_true")
     a = ap.parse_args()
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
+        goldens(a, tmp)
+        if a.update:
+            return 0
         for name, m, sets, expect in models(rng):
             path = os.path.join(tmp, name + ".onnx")
             onnx.save(m, path)
