@@ -18,6 +18,10 @@
  * single checked columns.  A 1x1 convolution with stride 1 and no padding
  * runs over whole contiguous planes (a matrix product per image).  Bias
  * and the fused epilogue apply after the plain stores of each block.
+ * A Conv whose weights passes/layout.c repacked into blocks of 16 output
+ * channels ("dlcc.layout" = "OIhw16o") lowers instead to blocks of a few
+ * positions x 16 channels with the channels as the vector dimension
+ * (conv_lower_blocked).
  * Pooling keeps the innermost loop over contiguous output positions free
  * of conditions (valid ranges computed with min/max before the loop).
  */
@@ -314,6 +318,65 @@ static KExpr *nn_in_range(KBuilder *kb, KExpr *pos, const DlDim *size) {
 
 /* ---- Conv ---------------------------------------------------------------- */
 
+/* The blocked weight layout chosen by passes/layout.c (see
+ * conv_weight_geo and conv_lower_blocked). */
+#define CONV_LAYOUT_ATTR "dlcc.layout"
+#define CONV_LAYOUT_BLOCKED "OIhw16o"
+#define CONV_OUT_ATTR "dlcc.out_channels"
+#define CONV_BLOCK 16
+
+/*
+ * Weight geometry of a Conv: out channels m, input channels per group cw
+ * and the kernel sizes.  With the attribute "dlcc.layout" = "OIhw16o"
+ * (passes/layout.c) input W is the blocked weight
+ * [group * ceil(m / group / 16)][cw][k...][16] and m comes from the INT
+ * attribute "dlcc.out_channels"; otherwise W is [m][cw][k...].
+ */
+static DlStatus conv_weight_geo(DlGraph *g, const DlNode *n, const DlValue *x,
+                                const DlValue *w, int64_t group, int64_t *m,
+                                int64_t *cw, int64_t *kernel, bool *blocked) {
+  DlCtx *ctx = g->ctx;
+  int nsp = x->rank - 2;
+  const char *lay = dl_attr_string(n, CONV_LAYOUT_ATTR, NULL);
+  *blocked = false;
+  if (lay) {
+    if (strcmp(lay, CONV_LAYOUT_BLOCKED) != 0)
+      return dl_error_node(ctx, n, DL_ERR_UNSUPPORTED,
+                           "weight layout '%s' is not supported (only %s)", lay,
+                           CONV_LAYOUT_BLOCKED);
+    *blocked = true;
+    *m = dl_attr_int(n, CONV_OUT_ATTR, -1);
+    if (*m < 1 || group < 1 || *m % group != 0)
+      return dl_error_node(ctx, n, DL_ERR_INVALID,
+                           "blocked weight needs %s >= 1 divisible by group "
+                           "(got %lld)",
+                           CONV_OUT_ATTR, (long long)*m);
+    int64_t nb, lanes, mg = *m / group;
+    int64_t want = group * ((mg + CONV_BLOCK - 1) / CONV_BLOCK);
+    if (w->rank != x->rank + 1 || !dl_dim_is_const(&w->dims[0], &nb) ||
+        !dl_dim_is_const(&w->dims[1], cw) ||
+        !dl_dim_is_const(&w->dims[w->rank - 1], &lanes) || nb != want ||
+        lanes != CONV_BLOCK)
+      return dl_error_node(ctx, n, DL_ERR_INVALID,
+                           "blocked weight must have rank %d and shape "
+                           "[%lld, C/group, k..., %d]",
+                           x->rank + 1, (long long)want, CONV_BLOCK);
+  } else {
+    if (w->rank != x->rank)
+      return dl_error_node(ctx, n, DL_ERR_INVALID,
+                           "weight has rank %d, input has rank %d", w->rank,
+                           x->rank);
+    if (!dl_dim_is_const(&w->dims[0], m) || !dl_dim_is_const(&w->dims[1], cw))
+      return dl_error_node(ctx, n, DL_ERR_UNSUPPORTED,
+                           "weight channel dims are symbolic");
+  }
+  for (int i = 0; i < nsp; i++)
+    if (!dl_dim_is_const(&w->dims[i + 2], &kernel[i]))
+      return dl_error_node(ctx, n, DL_ERR_UNSUPPORTED,
+                           "weight spatial dim %d is symbolic", i);
+  return DL_OK;
+}
+
 DlStatus dl_infer_Conv(DlGraph *g, DlNode *n) {
   DlCtx *ctx = g->ctx;
   DlValue *x, *w, *b = NULL;
@@ -329,10 +392,6 @@ DlStatus dl_infer_Conv(DlGraph *g, DlNode *n) {
                          dl_dtype_name(x->dtype), dl_dtype_name(w->dtype),
                          b ? dl_dtype_name(b->dtype) : "-");
   int nsp = x->rank - 2;
-  if (w->rank != x->rank)
-    return dl_error_node(ctx, n, DL_ERR_INVALID,
-                         "weight has rank %d, input has rank %d", w->rank,
-                         x->rank);
   int64_t group = dl_attr_int(n, "group", 1);
   int64_t cin, m, cw;
   if (group < 1)
@@ -341,9 +400,9 @@ DlStatus dl_infer_Conv(DlGraph *g, DlNode *n) {
   if (!dl_dim_is_const(&x->dims[1], &cin))
     return dl_error_node(ctx, n, DL_ERR_UNSUPPORTED,
                          "input channel dim is symbolic");
-  if (!dl_dim_is_const(&w->dims[0], &m) || !dl_dim_is_const(&w->dims[1], &cw))
-    return dl_error_node(ctx, n, DL_ERR_UNSUPPORTED,
-                         "weight channel dims are symbolic");
+  int64_t kernel[NN_MAX_SP];
+  bool blocked;
+  DL_TRY(conv_weight_geo(g, n, x, w, group, &m, &cw, kernel, &blocked));
   if (cin % group != 0 || m % group != 0)
     return dl_error_node(ctx, n, DL_ERR_INVALID,
                          "channels (in %lld, out %lld) not divisible by group "
@@ -354,11 +413,6 @@ DlStatus dl_infer_Conv(DlGraph *g, DlNode *n) {
                          "weight has %lld input channels per group, input has "
                          "%lld channels and group is %lld",
                          (long long)cw, (long long)cin, (long long)group);
-  int64_t kernel[NN_MAX_SP];
-  for (int i = 0; i < nsp; i++)
-    if (!dl_dim_is_const(&w->dims[i + 2], &kernel[i]))
-      return dl_error_node(ctx, n, DL_ERR_UNSUPPORTED,
-                           "weight spatial dim %d is symbolic", i);
   const int64_t *ks = NULL;
   int kc = dl_attr_ints(n, "kernel_shape", &ks);
   if (kc >= 0) {
@@ -573,14 +627,248 @@ static void conv_interior(KBuilder *kb, const ConvCtx *c, int mr, int vlo,
   kb_end(kb);
 }
 
+/*
+ * Blocked lowering (weight layout OIhw16o, chosen by passes/layout.c):
+ * blocks of up to CONVB_P positions of the last spatial dim (of the whole
+ * plane for a pointwise conv) x CONV_BLOCK output channels kept in scalar
+ * locals.  Per reduction step (tap, input channel) the CONV_BLOCK
+ * contiguous weights are loaded once and each position's input value is
+ * broadcast against them, so the output channels are the vector dimension
+ * whatever the image width.  Channel block ob covers channels
+ * lane0 .. lane0 + 15 of group ob / nbg (lane0 = (ob % nbg) * 16); lanes
+ * past the group's channel count have zero weights and are not stored.
+ * Activations stay NCHW: the stores of one position are strided by the
+ * output plane.  Borders take single checked positions like the default
+ * lowering; the interior is cut exactly into blocks of CONVB_P, 4, 2, 1
+ * positions whose positions are spread over the range (block b of nb
+ * takes b, b + nb, b + 2 nb, ...): with adjacent positions LLVM's SLP
+ * vectorizer took the positions as the vector (4 lanes, weights
+ * broadcast, spills) and the blocked 3x3 convs ran 2-4x slower.
+ */
+#define CONVB_P 6
+static const int convb_widths[] = {CONVB_P, 4, 2, 1};
+
+typedef struct ConvB {
+  int64_t mg;   /* output channels per group */
+  int vlane0;   /* first lane's channel within the group */
+  int vwb;      /* flat index of the block's first weight */
+  bool partial; /* mg is not a multiple of CONV_BLOCK: guard the lanes */
+} ConvB;
+
+/* One block of np positions col0 + p * pstride (p < np; pstride may be
+ * NULL when np is 1) x CONV_BLOCK channels. */
+static void convb_block(KBuilder *kb, const ConvCtx *c, const ConvB *cb,
+                        KExpr *col0, KExpr *pstride, int np, bool checked) {
+  const NnGeo *geo = &c->geo;
+  int last = geo->nsp - 1;
+  int vc0 = kb_decl(kb, "c0", DL_I64, col0);
+  int vps = kb_decl(kb, "ps", DL_I64, pstride ? pstride : ke_int(kb, 1));
+  int acc[CONVB_P * CONV_BLOCK];
+  for (int i = 0; i < np * CONV_BLOCK; i++)
+    acc[i] = kb_decl(kb, "acc", c->t, ke_const(kb, c->t, 0.0));
+  int nopen = 0;
+  KExpr *irow = ke_add(kb, ke_mul(kb, ke_var(kb, c->vn), ke_int(kb, c->cin)),
+                       ke_mul(kb, ke_var(kb, c->vg), ke_int(kb, c->cg)));
+  KExpr *tap = ke_int(kb, 0);
+  for (int i = 0; i < last; i++) {
+    int vk = kb_for(kb, ke_int(kb, geo->k[i]), "k", 0);
+    nopen++;
+    KExpr *kpos = ke_mul(kb, ke_var(kb, vk), ke_int(kb, geo->d[i]));
+    int vp = kb_decl(kb, "ih", DL_I64,
+                     nn_in_pos(kb, geo, i, ke_var(kb, c->vo[i]), kpos));
+    kb_if(kb, nn_in_range(kb, ke_var(kb, vp), &geo->in[i]));
+    nopen++;
+    irow =
+        ke_add(kb, ke_mul(kb, irow, ke_dim(kb, &geo->in[i])), ke_var(kb, vp));
+    tap = ke_add(kb, ke_mul(kb, tap, ke_int(kb, geo->k[i])), ke_var(kb, vk));
+  }
+  int virow =
+      kb_decl(kb, "irow", DL_I64, ke_mul(kb, irow, ke_dim(kb, &geo->in[last])));
+  int vk = kb_for(kb, ke_int(kb, geo->k[last]), "kw", 0);
+  nopen++;
+  KExpr *kpos = ke_mul(kb, ke_var(kb, vk), ke_int(kb, geo->d[last]));
+  int vp = kb_decl(kb, "iw", DL_I64,
+                   nn_in_pos(kb, geo, last, ke_var(kb, vc0), kpos));
+  if (checked) {
+    kb_if(kb, nn_in_range(kb, ke_var(kb, vp), &geo->in[last]));
+    nopen++;
+  }
+  int vtap = kb_decl(
+      kb, "tap", DL_I64,
+      ke_add(kb, ke_mul(kb, tap, ke_int(kb, geo->k[last])), ke_var(kb, vk)));
+  int vcc = kb_for(kb, ke_int(kb, c->cg), "c", 0);
+  /* the block's CONV_BLOCK weights of (c, tap), then one broadcast input
+   * value per position */
+  int vwi = kb_decl(
+      kb, "wi", DL_I64,
+      ke_add(
+          kb, ke_var(kb, cb->vwb),
+          ke_mul(kb,
+                 ke_add(kb, ke_mul(kb, ke_var(kb, vcc), ke_int(kb, c->kprod)),
+                        ke_var(kb, vtap)),
+                 ke_int(kb, CONV_BLOCK))));
+  int vxi = kb_decl(kb, "xi", DL_I64,
+                    ke_add(kb, ke_add(kb, ke_var(kb, virow), ke_var(kb, vp)),
+                           ke_mul(kb, ke_var(kb, vcc), ke_dim(kb, &c->plane))));
+  int va[CONVB_P];
+  for (int p = 0; p < np; p++)
+    va[p] = kb_decl(kb, "a", c->t,
+                    ke_load(kb, c->bx,
+                            ke_add(kb, ke_var(kb, vxi),
+                                   ke_mul(kb, ke_var(kb, vps),
+                                          ke_int(kb, p * geo->s[last])))));
+  for (int p = 0; p < np; p++)
+    for (int v = 0; v < CONV_BLOCK; v++) {
+      int ac = acc[p * CONV_BLOCK + v];
+      KExpr *wl =
+          ke_load(kb, c->bw, ke_add(kb, ke_var(kb, vwi), ke_int(kb, v)));
+      kb_assign(kb, ac,
+                ke_add(kb, ke_var(kb, ac), ke_mul(kb, ke_var(kb, va[p]), wl)));
+    }
+  kb_end(kb); /* c */
+  kb_end_n(kb, nopen);
+  /* plain stores (channel v of position p at orow + v * oplane + c0 + p) */
+  int vbase = kb_decl(kb, "ob", DL_I64,
+                      ke_add(kb, ke_var(kb, c->vorow), ke_var(kb, vc0)));
+  for (int v = 0; v < CONV_BLOCK; v++) {
+    if (cb->partial)
+      kb_if(kb,
+            ke_bin(kb, KB_LT, ke_add(kb, ke_var(kb, cb->vlane0), ke_int(kb, v)),
+                   ke_int(kb, cb->mg)));
+    KExpr *row = ke_add(kb, ke_var(kb, vbase),
+                        ke_mul(kb, ke_int(kb, v), ke_dim(kb, &c->oplane)));
+    int vrow = kb_decl(kb, "oi", DL_I64, row);
+    for (int p = 0; p < np; p++)
+      kb_store(kb, c->by,
+               ke_add(kb, ke_var(kb, vrow),
+                      ke_mul(kb, ke_var(kb, vps), ke_int(kb, p))),
+               ke_var(kb, acc[p * CONV_BLOCK + v]));
+    if (cb->partial)
+      kb_end(kb);
+  }
+  if (c->bb < 0 && !dl_has_epilogue(c->n))
+    return;
+  /* bias and epilogue: channels of the block, positions as the vector loop */
+  const DlValue *y = c->y;
+  KExpr *nvalid = ke_int(kb, CONV_BLOCK);
+  if (cb->partial)
+    nvalid = ke_imin(kb, nvalid,
+                     ke_sub(kb, ke_int(kb, cb->mg), ke_var(kb, cb->vlane0)));
+  int vv = kb_for(kb, nvalid, "v", 0);
+  KExpr *ch = ke_add(kb, ke_var(kb, c->vm0), ke_var(kb, vv));
+  int vrow =
+      kb_decl(kb, "oi", DL_I64,
+              ke_add(kb, ke_var(kb, vbase),
+                     ke_mul(kb, ke_var(kb, vv), ke_dim(kb, &c->oplane))));
+  int vpp = kb_for(kb, ke_int(kb, np), "p", KF_VECTOR);
+  KExpr *poff = ke_mul(kb, ke_var(kb, vps), ke_var(kb, vpp));
+  KExpr *pos = ke_add(kb, ke_var(kb, vc0), poff);
+  KExpr *idx[DL_MAX_RANK];
+  idx[0] = ke_var(kb, c->vn);
+  idx[1] = ch;
+  if (c->flat) {
+    KExpr *rest = pos;
+    for (int i = y->rank - 1; i >= 2; i--) {
+      KExpr *dd = ke_dim(kb, &y->dims[i]);
+      idx[i] = i == 2 ? rest : ke_bin(kb, KB_MOD, rest, dd);
+      rest = ke_div(kb, rest, dd);
+    }
+  } else {
+    for (int i = 0; i < last; i++)
+      idx[i + 2] = ke_var(kb, c->vo[i]);
+    idx[last + 2] = pos;
+  }
+  KExpr *oi = ke_add(kb, ke_var(kb, vrow), poff);
+  KExpr *val = ke_load(kb, c->by, oi);
+  if (c->bb >= 0)
+    val = ke_add(kb, val, ke_load(kb, c->bb, ch));
+  kb_store(kb, c->by, oi, dl_epilogue(kb, c->g, c->n, val, idx));
+  kb_end_n(kb, 2);
+}
+
+/* The blocked Conv: batch x channel blocks (parallel) x outer output
+ * positions x the last dim cut into blocks. */
+static DlStatus conv_lower_blocked(KBuilder *kb, ConvCtx *c, int64_t group) {
+  const NnGeo *geo = &c->geo;
+  int last = geo->nsp - 1;
+  const DlValue *x = dl_in(c->g, c->n, 0);
+  ConvB cb;
+  memset(&cb, 0, sizeof cb);
+  cb.mg = c->m / group;
+  cb.partial = cb.mg % CONV_BLOCK != 0;
+  int64_t nbg = (cb.mg + CONV_BLOCK - 1) / CONV_BLOCK;
+  c->vn = kb_for(kb, ke_dim(kb, &x->dims[0]), "n", KF_PARALLEL);
+  int vob = kb_for(kb, ke_int(kb, group * nbg), "ob", KF_PARALLEL);
+  c->vg =
+      kb_decl(kb, "g", DL_I64, ke_div(kb, ke_var(kb, vob), ke_int(kb, nbg)));
+  cb.vlane0 =
+      kb_decl(kb, "l0", DL_I64,
+              ke_mul(kb, ke_bin(kb, KB_MOD, ke_var(kb, vob), ke_int(kb, nbg)),
+                     ke_int(kb, CONV_BLOCK)));
+  c->vm0 = kb_decl(kb, "m0", DL_I64,
+                   ke_add(kb, ke_mul(kb, ke_var(kb, c->vg), ke_int(kb, cb.mg)),
+                          ke_var(kb, cb.vlane0)));
+  cb.vwb = kb_decl(
+      kb, "wb", DL_I64,
+      ke_mul(kb, ke_var(kb, vob), ke_int(kb, c->cg * c->kprod * CONV_BLOCK)));
+  for (int i = 0; i < last; i++)
+    c->vo[i] = kb_for(kb, ke_dim(kb, &geo->out[i]), "o", 0);
+  KExpr *orow = ke_add(kb, ke_mul(kb, ke_var(kb, c->vn), ke_int(kb, c->m)),
+                       ke_var(kb, c->vm0));
+  for (int i = 0; i < last; i++)
+    orow = ke_add(kb, ke_mul(kb, orow, ke_dim(kb, &geo->out[i])),
+                  ke_var(kb, c->vo[i]));
+  c->vorow = kb_decl(kb, "orow", DL_I64,
+                     ke_mul(kb, orow, ke_dim(kb, &geo->out[last])));
+  KExpr *dout = ke_dim(kb, &geo->out[last]);
+  int vl0, vc0, vl1, vc1;
+  nn_valid_range(kb, geo, last, ke_int(kb, 0), &vl0, &vc0);
+  nn_valid_range(kb, geo, last, ke_int(kb, (geo->k[last] - 1) * geo->d[last]),
+                 &vl1, &vc1);
+  int vL = kb_decl(kb, "L", DL_I64, ke_imin(kb, dout, ke_var(kb, vl0)));
+  int vH =
+      kb_decl(kb, "H", DL_I64,
+              ke_imin(kb, dout,
+                      ke_imax(kb, ke_var(kb, vL),
+                              ke_add(kb, ke_var(kb, vl1), ke_var(kb, vc1)))));
+  int vb0 = kb_for(kb, ke_var(kb, vL), "bl", 0);
+  convb_block(kb, c, &cb, ke_var(kb, vb0), NULL, 1, true);
+  kb_end(kb);
+  /* interior [q, H): per width wd (CONVB_P, 4, 2, 1) nb = (H - q) / wd
+   * blocks whose wd positions are nb apart (block b: q + b + p * nb), so
+   * the input values of one block are not adjacent and the vectorizer
+   * takes the channels as the vector dimension; then q += wd * nb */
+  int vq = kb_decl(kb, "q", DL_I64, ke_var(kb, vL));
+  for (int li = 0; li < (int)DL_ARRAY_LEN(convb_widths); li++) {
+    int wd = convb_widths[li];
+    int vnb = kb_decl(
+        kb, "nb", DL_I64,
+        ke_div(kb, ke_sub(kb, ke_var(kb, vH), ke_var(kb, vq)), ke_int(kb, wd)));
+    int vj = kb_for(kb, ke_var(kb, vnb), "jb", 0);
+    convb_block(kb, c, &cb, ke_add(kb, ke_var(kb, vq), ke_var(kb, vj)),
+                wd > 1 ? ke_var(kb, vnb) : NULL, wd, false);
+    kb_end(kb);
+    if (wd > 1)
+      kb_assign(kb, vq,
+                ke_add(kb, ke_var(kb, vq),
+                       ke_mul(kb, ke_var(kb, vnb), ke_int(kb, wd))));
+  }
+  int vb1 = kb_for(kb, ke_sub(kb, dout, ke_var(kb, vH)), "br", 0);
+  convb_block(kb, c, &cb, ke_add(kb, ke_var(kb, vH), ke_var(kb, vb1)), NULL, 1,
+              true);
+  kb_end(kb);
+  kb_end_n(kb, last);
+  kb_end_n(kb, 2);
+  return DL_OK;
+}
+
 DlStatus dl_lower_Conv(KBuilder *kb, DlGraph *g, DlNode *n) {
   DlValue *x = dl_in(g, n, 0), *w = dl_in(g, n, 1), *b = dl_in(g, n, 2);
   DlValue *y = dl_out(g, n, 0);
   int nsp = x->rank - 2;
-  int64_t kernel[NN_MAX_SP], group = dl_attr_int(n, "group", 1), m, cin;
-  for (int i = 0; i < nsp; i++)
-    dl_dim_is_const(&w->dims[i + 2], &kernel[i]);
-  dl_dim_is_const(&w->dims[0], &m);
+  int64_t kernel[NN_MAX_SP], group = dl_attr_int(n, "group", 1), m, cin, cw;
+  bool blocked;
+  DL_TRY(conv_weight_geo(g, n, x, w, group, &m, &cw, kernel, &blocked));
   dl_dim_is_const(&x->dims[1], &cin);
   ConvCtx c;
   memset(&c, 0, sizeof c);
@@ -613,6 +901,8 @@ DlStatus dl_lower_Conv(KBuilder *kb, DlGraph *g, DlNode *n) {
   c.bw = kb_buf(kb, w, false);
   c.bb = b ? kb_buf(kb, b, false) : -1;
   c.by = kb_buf(kb, y, true);
+  if (blocked)
+    return conv_lower_blocked(kb, &c, group);
   int mr = mg % CONV_MR == 0 ? CONV_MR : mg % 2 == 0 ? 2 : 1;
 
   c.vn = kb_for(kb, ke_dim(kb, &x->dims[0]), "n", KF_PARALLEL);

@@ -66,7 +66,8 @@ static DlStatus fold_one(DlGraph *g, DlNode *bn, const int *uses,
     return DL_OK;
   DlNode *a = g->nodes[x->producer];
   if (a->dead || a->nout != 1 || dl_has_epilogue(a) ||
-      (a->op != DL_OP_Conv && a->op != DL_OP_Gemm))
+      (a->op != DL_OP_Conv && a->op != DL_OP_Gemm) ||
+      dl_attr(a, "dlcc.layout")) /* blocked weights (passes/layout.c) */
     return DL_OK;
   DlValue *w = dl_in(g, a, 1), *b = dl_in(g, a, 2);
   DlDType t = x->dtype;
@@ -221,7 +222,8 @@ static DlStatus fold_into_next(DlGraph *g, DlNode *bn, const int *uses,
     if (!g->nodes[k]->dead && g->nodes[k]->nin > 0 &&
         g->nodes[k]->in[0] == y->id)
       c = g->nodes[k];
-  if (!c || c->op != DL_OP_Conv || dl_has_epilogue(c) || !fb_no_padding(c))
+  if (!c || c->op != DL_OP_Conv || dl_has_epilogue(c) || !fb_no_padding(c) ||
+      dl_attr(c, "dlcc.layout"))
     return DL_OK;
   for (int i = 1; i < c->nin; i++)
     if (c->in[i] == y->id)
