@@ -25,3 +25,19 @@ add_test(NAME fusion_models
           ${CMAKE_SOURCE_DIR}/tests/fusion/test_fusion.py
           --dlcc $<TARGET_FILE:dlcc> --cache ${CMAKE_BINARY_DIR}/test-models)
 set_tests_properties(fusion_models PROPERTIES TIMEOUT 1800 LABELS "slow")
+
+# Horizontal fusion: 1x1 Convs, MatMuls and Gemms sharing an input against
+# ONNX Runtime, with the merged counts from --stats.
+add_test(NAME fusion_horizontal_ort
+  COMMAND ${CMAKE_SOURCE_DIR}/.venv/bin/python
+          ${CMAKE_SOURCE_DIR}/tests/fusion/test_horizontal.py
+          --dlcc $<TARGET_FILE:dlcc>)
+set_tests_properties(fusion_horizontal_ort PROPERTIES TIMEOUT 600)
+
+# The layout pass: small Conv models at -O3 against ONNX Runtime with both
+# backends and the pass disabled, and whether the pass fired.
+add_test(NAME fusion_layout_models
+  COMMAND ${CMAKE_SOURCE_DIR}/.venv/bin/python
+          ${CMAKE_SOURCE_DIR}/tests/fusion/test_layout.py
+          --dlcc $<TARGET_FILE:dlcc>)
+set_tests_properties(fusion_layout_models PROPERTIES TIMEOUT 600)
