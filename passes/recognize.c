@@ -12,6 +12,13 @@
  *   Softmax:    e = Exp(x - ReduceMax(x, a)) (or Exp(x))
  *               y = e / ReduceSum(e, a)
  *           --> Softmax(x) {axis = a}
+ *   Attention:  s = MatMul(Q, Kt) [* c, c *, / c]   (c a scalar constant)
+ *               s = s + M  or  Where(C, s, f)  or  Where(C, f, s)   (optional;
+ *                   M f32 / C bool broadcasting to s, f a scalar constant)
+ *               y = MatMul(Softmax(s, last axis), V)
+ *           --> Attention(Q, Kt, V [, M or C]) {scale, dlcc.mask_kind,
+ *               dlcc.mask_fill} (domain "dlcc", ops/attention.c); Q, Kt, V
+ *               f32 of one rank with equal leading dims.
  *
  * Every intermediate must be read only inside the pattern and be no graph
  * output; gamma and beta must broadcast to the normalized dims.  The new
@@ -205,9 +212,10 @@ static DlStatus rc_layernorm(Rc *r, DlNode *m1, bool *done) {
       sub->in[1] != m1->out[0])
     return DL_OK;
   int d = sub->out[0];
-  if (r->uses[d] != 2 || r->isout[d])
+  /* uses count input slots: Mul(d, d) reads d twice */
+  if ((r->uses[d] != 2 && r->uses[d] != 3) || r->isout[d])
     return DL_OK;
-  /* readers of d: the square and the division */
+  /* readers of d: the square and the division, nothing else */
   DlNode *sq = NULL, *div = NULL;
   for (int p = 0; p < g->nnodes; p++) {
     DlNode *c = g->nodes[p];
@@ -229,7 +237,7 @@ static DlStatus rc_layernorm(Rc *r, DlNode *m1, bool *done) {
     else
       return DL_OK;
   }
-  if (!sq || !div)
+  if (!sq || !div || r->uses[d] != (sq->op == DL_OP_Mul ? 3 : 2))
     return DL_OK;
   DlNode *m2 = rc_only_user(r, sq->out[0]);
   if (!m2 || m2->op != DL_OP_ReduceMean || m2->in[0] != sq->out[0] ||
@@ -424,14 +432,193 @@ static DlStatus rc_softmax(Rc *r, DlNode *ex, bool *done) {
   return DL_OK;
 }
 
+/* ---- scaled-dot-product attention ---------------------------------------- */
+
+/* vid is read once, only inside the pattern, and is no graph output. */
+static bool rc_single(const Rc *r, int vid) {
+  return vid >= 0 && r->uses[vid] == 1 && !r->isout[vid];
+}
+
+static bool rc_same_shape(const DlValue *a, const DlValue *b) {
+  if (a->rank != b->rank || a->rank < 0)
+    return false;
+  for (int d = 0; d < a->rank; d++)
+    if (!dl_dim_eq(&a->dims[d], &b->dims[d]))
+      return false;
+  return true;
+}
+
+/* m broadcasts to s without growing it. */
+static bool rc_fits(const DlValue *m, const DlValue *s) {
+  if (m->rank < 0 || m->rank > s->rank)
+    return false;
+  for (int d = 0; d < m->rank; d++) {
+    const DlDim *md = &m->dims[d], *sd = &s->dims[s->rank - m->rank + d];
+    int64_t c;
+    if (!dl_dim_eq(md, sd) && !(dl_dim_is_const(md, &c) && c == 1))
+      return false;
+  }
+  return true;
+}
+
+/* A plain f32 MatMul (no epilogue) of same-rank operands with equal
+ * leading dims: Q [..., Sq, D] @ Kt [..., D, Sk]. */
+static bool rc_plain_matmul(const DlGraph *g, const DlNode *mm) {
+  if (!mm || mm->op != DL_OP_MatMul || mm->nin != 2 || dl_has_epilogue(mm))
+    return false;
+  const DlValue *a = dl_in(g, mm, 0), *b = dl_in(g, mm, 1);
+  if (!a || !b || a->dtype != DL_F32 || b->dtype != DL_F32 || a->rank < 2 ||
+      b->rank != a->rank)
+    return false;
+  for (int d = 0; d < a->rank - 2; d++)
+    if (!dl_dim_eq(&a->dims[d], &b->dims[d]))
+      return false;
+  return dl_dim_eq(&a->dims[a->rank - 1], &b->dims[b->rank - 2]);
+}
+
+/* vid = MatMul(Q, Kt) [* c | c * | / c], each value read once and of the
+ * MatMul's shape: sets *mm and *scale (1/c for the division) and appends
+ * the MatMul and the scaling node to dead. */
+static bool rc_scores(const Rc *r, int vid, DlNode **mm, double *scale,
+                      DlNode **dead, int *ndead) {
+  const DlGraph *g = r->g;
+  DlNode *p = rc_prod(r, vid);
+  if (!p || !rc_single(r, vid))
+    return false;
+  double c = 1.0;
+  DlNode *sc = NULL;
+  if (p->op == DL_OP_Mul || p->op == DL_OP_Div) {
+    int x = -1;
+    if (rc_scalar(g, p->in[1], &c))
+      x = p->in[0];
+    else if (p->op == DL_OP_Mul && rc_scalar(g, p->in[0], &c))
+      x = p->in[1];
+    if (x < 0 || !isfinite(c) || (p->op == DL_OP_Div && c == 0))
+      return false;
+    if (p->op == DL_OP_Div)
+      c = 1.0 / c;
+    sc = p;
+    p = rc_prod(r, x);
+    if (!p || !rc_single(r, x) ||
+        !rc_same_shape(g->values[x], g->values[sc->out[0]]))
+      return false;
+  }
+  if (!rc_plain_matmul(g, p))
+    return false;
+  *mm = p;
+  *scale = c;
+  dead[(*ndead)++] = p;
+  if (sc)
+    dead[(*ndead)++] = sc;
+  return true;
+}
+
+/* Softmax(mask(scale * Q @ Kt)) @ V --> Attention(Q, Kt, V [, M]). */
+static DlStatus rc_attention(Rc *r, DlNode *sm, bool *done) {
+  DlGraph *g = r->g;
+  *done = false;
+  int x = sm->in[0];
+  const DlValue *xv = dl_in(g, sm, 0);
+  if (!xv || xv->rank < 2 || xv->dtype != DL_F32 || !rc_single(r, x))
+    return DL_OK;
+  int opset = sm->opset > 0 ? sm->opset : (int)g->opset;
+  int64_t ax = dl_attr_int(sm, "axis", opset < 13 ? 1 : -1);
+  if (ax < 0)
+    ax += xv->rank;
+  if (ax != xv->rank - 1)
+    return DL_OK;
+  DlNode *mm2 = rc_only_user(r, sm->out[0]);
+  if (!rc_plain_matmul(g, mm2) || mm2->in[0] != sm->out[0] ||
+      mm2->in[1] == sm->out[0])
+    return DL_OK;
+  DlNode *dead[8] = {sm};
+  int ndead = 1, mask = -1, kind = 0;
+  DlNode *mm1 = NULL;
+  double scale = 1.0, fill = 0.0;
+  DlNode *p = rc_prod(r, x);
+  if (!p)
+    return DL_OK;
+  if (p->op == DL_OP_Add && p->nin == 2) {
+    for (int s = 0; s < 2 && !mm1; s++) {
+      int o = p->in[1 - s];
+      if (o != p->in[s] && g->values[o]->dtype == DL_F32 &&
+          rc_scores(r, p->in[s], &mm1, &scale, dead, &ndead))
+        mask = o;
+    }
+    if (mm1)
+      dead[ndead++] = p;
+  } else if (p->op == DL_OP_Where && p->nin == 3) {
+    int c = p->in[0];
+    if (g->values[c]->dtype == DL_BOOL) {
+      if (rc_scalar(g, p->in[1], &fill) &&
+          g->values[p->in[1]]->dtype == DL_F32 &&
+          rc_scores(r, p->in[2], &mm1, &scale, dead, &ndead))
+        kind = 2;
+      else if (rc_scalar(g, p->in[2], &fill) &&
+               g->values[p->in[2]]->dtype == DL_F32 &&
+               rc_scores(r, p->in[1], &mm1, &scale, dead, &ndead))
+        kind = 1;
+      if (mm1) {
+        mask = c;
+        dead[ndead++] = p;
+      }
+    }
+  } else {
+    rc_scores(r, x, &mm1, &scale, dead, &ndead);
+  }
+  if (!mm1)
+    return DL_OK;
+  /* the scores keep their shape up to the Softmax; the mask fits them */
+  const DlValue *sv = g->values[mm1->out[0]];
+  if (!rc_same_shape(sv, xv) || (mask >= 0 && !rc_fits(g->values[mask], sv)))
+    return DL_OK;
+  const DlValue *q = dl_in(g, mm1, 0), *kt = dl_in(g, mm1, 1);
+  const DlValue *v = dl_in(g, mm2, 1), *y = dl_out(g, mm2, 0);
+  if (v->rank != q->rank ||
+      !dl_dim_eq(&v->dims[v->rank - 2], &kt->dims[kt->rank - 1]))
+    return DL_OK;
+  for (int d = 0; d < q->rank - 2; d++)
+    if (!dl_dim_eq(&v->dims[d], &q->dims[d]))
+      return DL_OK;
+  if (!y || y->dtype != DL_F32 || y->rank != q->rank)
+    return DL_OK;
+  dead[ndead++] = mm2;
+  int in[4] = {mm1->in[0], mm1->in[1], mm2->in[1], mask};
+  DlNode *at;
+  DL_TRY(rc_replace(r, mm2, DL_OP_Attention, in, mask >= 0 ? 4 : 3, dead, ndead,
+                    &at));
+  at->domain = "dlcc";
+  DlAttr a;
+  memset(&a, 0, sizeof a);
+  a.name = "scale";
+  a.kind = DL_ATTR_FLOAT;
+  a.f = (float)scale;
+  DL_TRY(fu_add_attr(g, at, &a));
+  if (kind != 0) {
+    a.name = "dlcc.mask_kind";
+    a.kind = DL_ATTR_INT;
+    a.f = 0;
+    a.i = kind;
+    DL_TRY(fu_add_attr(g, at, &a));
+    a.name = "dlcc.mask_fill";
+    a.kind = DL_ATTR_FLOAT;
+    a.i = 0;
+    a.f = (float)fill;
+    DL_TRY(fu_add_attr(g, at, &a));
+  }
+  DL_TRY(dl_op_info(DL_OP_Attention)->infer(g, at));
+  *done = true;
+  return DL_OK;
+}
+
 DlStatus dl_pass_recognize(DlGraph *g, bool *changed) {
   Rc r;
   FuUses fu = {0};
   r.g = g;
   for (int pos = 0; pos < g->nnodes; pos++) {
     DlNode *n = g->nodes[pos];
-    if (n->dead ||
-        (n->op != DL_OP_ReduceMean && n->op != DL_OP_Erf && n->op != DL_OP_Exp))
+    if (n->dead || (n->op != DL_OP_ReduceMean && n->op != DL_OP_Erf &&
+                    n->op != DL_OP_Exp && n->op != DL_OP_Softmax))
       continue;
     DL_TRY(fu_uses(g, &fu));
     r.uses = fu.uses;
@@ -441,8 +628,10 @@ DlStatus dl_pass_recognize(DlGraph *g, bool *changed) {
       DL_TRY(rc_layernorm(&r, n, &done));
     else if (n->op == DL_OP_Erf)
       DL_TRY(rc_gelu(&r, n, &done));
-    else
+    else if (n->op == DL_OP_Exp)
       DL_TRY(rc_softmax(&r, n, &done));
+    else
+      DL_TRY(rc_attention(&r, n, &done));
     if (done)
       fu.valid = false;
     if (done && changed)

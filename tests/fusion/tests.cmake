@@ -41,3 +41,11 @@ add_test(NAME fusion_layout_models
           ${CMAKE_SOURCE_DIR}/tests/fusion/test_layout.py
           --dlcc $<TARGET_FILE:dlcc>)
 set_tests_properties(fusion_layout_models PROPERTIES TIMEOUT 600)
+
+# Scaled-dot-product attention recognized as one Attention kernel: small
+# models against ONNX Runtime at -O3 and -O0, both backends, Attention count.
+add_test(NAME fusion_attention
+  COMMAND ${CMAKE_SOURCE_DIR}/.venv/bin/python
+          ${CMAKE_SOURCE_DIR}/tests/fusion/test_attention.py
+          --dlcc $<TARGET_FILE:dlcc>)
+set_tests_properties(fusion_attention PROPERTIES TIMEOUT 600)
