@@ -7,7 +7,13 @@
  *   reshape-like chains (Reshape, Flatten, Squeeze, Unsqueeze) that end
  *   in the shape they started from, or any of them to its own input shape
  *                                            -> x
- *   Reshape(<reshape-like>(x), s)            -> Reshape(x, s)
+ *   Reshape(<reshape-like>(x), s)            -> Reshape(x, s), or
+ *                                               Reshape(x, c) c constant
+ *   Reshape/Expand(x, s), s computed at run time but known symbolically
+ *                                            -> the same with s constant
+ *   ... or, with no constant form, s rebuilt from Shape slices of graph
+ *   inputs (also ConstantOfShape)            -> Concat(Shape(in){start,end})
+ *   Transpose moving only size-1 dims        -> Reshape(x, c)
  *   Div(x, c), c a float constant            -> Mul(x, 1/c)   (see below)
  *   Gemm(Transpose(a), b)                    -> Gemm(a, b, transA=1) (and B)
  *   MatMul(Transpose(a), b), 2-D             -> Gemm(a, b, transA=1) (and B)
@@ -19,12 +25,15 @@
  * error of about 1e-7 in f32, far inside the 1e-3 conformance tolerance).
  *
  * Every rule checks its whole pattern before changing anything and
- * declines otherwise.  A rule never changes a graph output's value: where
- * a result is replaced, dl_replace_uses keeps outputs (pass.h).
+ * declines otherwise (the shape rules re-infer the node and undo the
+ * rewrite unless the dims come out the same).  A rule never changes a graph
+ * output's value: where a result is replaced, dl_replace_uses keeps outputs
+ * (pass.h).
  */
 #include "passes/pass.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Replaces n's result `from` by `to` and removes n; declines when the
@@ -260,8 +269,9 @@ static bool is_reshape_like(const DlNode *n) {
                n->op == DL_OP_Squeeze || n->op == DL_OP_Unsqueeze);
 }
 
+static bool to_reshape(DlGraph *g, DlNode *n, DlValue *x, DlStatus *st);
+
 static bool rule_reshape_chain(DlGraph *g, DlNode *n, DlStatus *st) {
-  (void)st;
   DlValue *x = dl_in(g, n, 0), *y = dl_out(g, n, 0);
   if (!x || !y)
     return false;
@@ -277,19 +287,384 @@ static bool rule_reshape_chain(DlGraph *g, DlNode *n, DlStatus *st) {
     return forward(g, n, y, x0);
   /* Reshape of a reshape: reshape the original input directly, unless the
    * target shape copies dims from its input (a 0 without allowzero) */
-  if (n->op != DL_OP_Reshape || n->nin < 2 || !x0)
+  if (!x0)
     return false;
   DlDim s[DL_MAX_RANK];
   int ns = 0;
-  if (!dl_value_known_dims(dl_in(g, n, 1), s, DL_MAX_RANK, &ns))
-    return false;
-  if (!dl_attr_int(n, "allowzero", 0))
+  bool direct = n->op == DL_OP_Reshape && n->nin >= 2 &&
+                dl_value_known_dims(dl_in(g, n, 1), s, DL_MAX_RANK, &ns);
+  if (direct && !dl_attr_int(n, "allowzero", 0))
     for (int i = 0; i < ns; i++) {
       int64_t c;
       if (dl_dim_is_const(&s[i], &c) && c == 0)
-        return false;
+        direct = false;
     }
-  n->in[0] = x0->id;
+  if (direct) {
+    n->in[0] = x0->id;
+    return true;
+  }
+  /* otherwise one Reshape of the original input, with a constant target
+   * written for it (Unsqueeze(Unsqueeze(x)) included) */
+  return to_reshape(g, n, x0, st);
+}
+
+/* ---- shapes known at compile time ---------------------------------------
+ *
+ * A Reshape or Expand whose shape operand is computed at run time (Shape ->
+ * Gather -> Unsqueeze -> Concat) but whose result shape inference already
+ * knows, symbolically, gets a constant shape operand with the same meaning;
+ * dce then removes the shape computation nobody reads any more.  Symbolic
+ * dims are written the ways ONNX allows without naming them: 0 (copy the
+ * input dim at the same position) and at most one -1 for Reshape, 1 (keep
+ * the input dim) for Expand.  Every rewrite is re-inferred and kept only
+ * when it gives exactly the dims (symbolic ones included) the node had. */
+
+/* The state of a node and its outputs, to undo a trial rewrite. */
+typedef struct Trial {
+  DlOp op;
+  const char *op_type;
+  int nin, nattr, nout;
+  int *in;
+  DlAttr *attrs;
+  int ndiags;
+  DlValue out[4];
+} Trial;
+
+static bool trial_begin(DlGraph *g, DlNode *n, Trial *t) {
+  if (n->nout > (int)DL_ARRAY_LEN(t->out))
+    return false;
+  t->op = n->op;
+  t->op_type = n->op_type;
+  t->nin = n->nin;
+  t->in = n->in;
+  t->nattr = n->nattr;
+  t->attrs = n->attrs;
+  t->nout = n->nout;
+  t->ndiags = g->ctx->ndiags;
+  for (int i = 0; i < n->nout; i++) {
+    DlValue *v = dl_out(g, n, i);
+    if (v)
+      t->out[i] = *v;
+  }
+  return true;
+}
+
+/* Re-infers n: keeps the rewrite (true) when output 0 has the dtype and dims
+ * it had before and no other output changed shape; otherwise restores n,
+ * its outputs and the diagnostics (false).  *st is set on a memory error. */
+static bool trial_end(DlGraph *g, DlNode *n, Trial *t, DlStatus *st) {
+  DlStatus s = dl_node_infer(g, n);
+  bool same = s == DL_OK;
+  for (int i = 0; same && i < n->nout; i++) {
+    DlValue *v = dl_out(g, n, i);
+    if (v && !dl_value_same_type(v, &t->out[i]))
+      same = false;
+  }
+  if (same)
+    return true;
+  if (s == DL_ERR_NOMEM) {
+    *st = s;
+    return false;
+  }
+  DlCtx *ctx = g->ctx;
+  for (int i = t->ndiags; i < ctx->ndiags; i++)
+    free(ctx->diags[i].msg);
+  if (ctx->ndiags > t->ndiags)
+    ctx->ndiags = t->ndiags;
+  n->op = t->op;
+  n->op_type = t->op_type;
+  n->nin = t->nin;
+  n->in = t->in;
+  n->nattr = t->nattr;
+  n->attrs = t->attrs;
+  for (int i = 0; i < n->nout; i++) {
+    DlValue *v = dl_out(g, n, i);
+    if (v)
+      *v = t->out[i];
+  }
+  return false;
+}
+
+/* A new i64[count] constant named after n. */
+static DlValue *shape_const(DlGraph *g, const DlNode *n, const int64_t *s,
+                            int count, DlStatus *st) {
+  int64_t len = count;
+  const char *nm = dl_arena_printf(&g->ctx->arena, "%s_shape",
+                                   n->name && *n->name ? n->name : "n");
+  DlValue *c =
+      nm ? dl_const_new(g, nm, DL_I64, 1, &len, count ? s : (int64_t[1]){0})
+         : NULL;
+  if (!c)
+    *st = dl_error(g->ctx, DL_ERR_NOMEM, "out of memory");
+  return c;
+}
+
+/* The constant Reshape target taking x to y's dims: constant dims as they
+ * are, 0 where y copies x's dim at the same position (not with allowzero),
+ * one -1 for what is left; false when that is not enough. */
+static bool reshape_target(const DlValue *x, const DlValue *y, bool allowzero,
+                           int64_t *s) {
+  if (x->rank < 0 || y->rank < 0 || y->rank > DL_MAX_RANK)
+    return false;
+  int minus = -1;
+  bool zero = false;
+  for (int i = 0; i < y->rank; i++) {
+    int64_t c;
+    bool copy =
+        !allowzero && i < x->rank && dl_dim_eq(&x->dims[i], &y->dims[i]);
+    if (dl_dim_is_const(&y->dims[i], &c)) {
+      if (c < 0)
+        return false;
+      zero |= c == 0;
+      if (c == 0 && !allowzero && !copy)
+        return false; /* 0 would copy a dim, not mean 0 */
+      s[i] = c;
+    } else if (copy) {
+      s[i] = 0;
+    } else if (minus < 0) {
+      minus = i;
+      s[i] = -1;
+    } else {
+      return false;
+    }
+  }
+  return !(zero && minus >= 0); /* -1 next to a 0 dim is ambiguous */
+}
+
+/* Reshape(x, s), s computed at run time, y fully inferred ->
+ * Reshape(x, constant). */
+static bool rule_reshape_shape(DlGraph *g, DlNode *n, DlStatus *st) {
+  DlValue *x = dl_in(g, n, 0), *s = dl_in(g, n, 1), *y = dl_out(g, n, 0);
+  int64_t t[DL_MAX_RANK];
+  Trial tr;
+  if (!x || !s || !y || s->data || n->nout != 1 ||
+      !reshape_target(x, y, dl_attr_int(n, "allowzero", 0) != 0, t) ||
+      !trial_begin(g, n, &tr))
+    return false;
+  DlValue *c = shape_const(g, n, t, y->rank, st);
+  if (!c)
+    return false;
+  int in[2] = {x->id, c->id};
+  if (!dl_node_set_inputs(g, n, in, 2)) {
+    *st = dl_error(g->ctx, DL_ERR_NOMEM, "out of memory");
+    return false;
+  }
+  return trial_end(g, n, &tr, st);
+}
+
+/* Expand(x, s), s computed at run time, y fully inferred ->
+ * Expand(x, constant): y's constant dims, and 1 where y keeps x's dim. */
+static bool rule_expand_shape(DlGraph *g, DlNode *n, DlStatus *st) {
+  DlValue *x = dl_in(g, n, 0), *s = dl_in(g, n, 1), *y = dl_out(g, n, 0);
+  if (!x || !s || !y || s->data || x->rank < 0 || y->rank < x->rank ||
+      y->rank > DL_MAX_RANK || n->nout != 1)
+    return false;
+  int64_t t[DL_MAX_RANK];
+  for (int i = 0; i < y->rank; i++) {
+    int j = i - (y->rank - x->rank);
+    int64_t c;
+    if (dl_dim_is_const(&y->dims[i], &c))
+      t[i] = c;
+    else if (j >= 0 && dl_dim_eq(&x->dims[j], &y->dims[i]))
+      t[i] = 1;
+    else
+      return false;
+  }
+  Trial tr;
+  if (!trial_begin(g, n, &tr))
+    return false;
+  DlValue *c = shape_const(g, n, t, y->rank, st);
+  if (!c)
+    return false;
+  int in[2] = {x->id, c->id};
+  if (!dl_node_set_inputs(g, n, in, 2)) {
+    *st = dl_error(g->ctx, DL_ERR_NOMEM, "out of memory");
+    return false;
+  }
+  return trial_end(g, n, &tr, st);
+}
+
+/* Turns n (any op with data input 0 and one output that is that input's
+ * elements in order) into Reshape(x, constant); false when no constant
+ * target exists or re-inference disagrees. */
+static bool to_reshape(DlGraph *g, DlNode *n, DlValue *x, DlStatus *st) {
+  DlValue *y = dl_out(g, n, 0);
+  int64_t t[DL_MAX_RANK];
+  Trial tr;
+  if (!x || !y || n->nout != 1 || n->opset < 5 || (n->domain && *n->domain) ||
+      !reshape_target(x, y, false, t) || !trial_begin(g, n, &tr))
+    return false;
+  DlValue *c = shape_const(g, n, t, y->rank, st);
+  if (!c)
+    return false;
+  int in[2] = {x->id, c->id};
+  if (!dl_node_set_inputs(g, n, in, 2)) {
+    *st = dl_error(g->ctx, DL_ERR_NOMEM, "out of memory");
+    return false;
+  }
+  n->op = DL_OP_Reshape;
+  n->op_type = "Reshape";
+  n->nattr = 0;
+  n->attrs = NULL;
+  return trial_end(g, n, &tr, st);
+}
+
+/* A Transpose that only moves size-1 dims keeps the elements in order:
+ * Reshape (which the storage plan turns into an alias). */
+static bool rule_transpose_unit(DlGraph *g, DlNode *n, DlStatus *st) {
+  int64_t p[DL_MAX_RANK];
+  int r, last = -1;
+  DlValue *x = dl_in(g, n, 0), *y = dl_out(g, n, 0);
+  if (!x || !y || !get_perm(g, n, p, &r) || has_graph_attr(n) || y->rank != r)
+    return false;
+  for (int i = 0; i < r; i++) {
+    int64_t c;
+    if (p[i] < 0 || p[i] >= r)
+      return false;
+    if (dl_dim_is_const(&x->dims[p[i]], &c) && c == 1)
+      continue;
+    if (p[i] < last)
+      return false;
+    last = (int)p[i];
+  }
+  return to_reshape(g, n, x, st);
+}
+
+/* A shape operand that stays a run-time value (ConstantOfShape [seq, seq],
+ * a Reshape with two symbolic dims out of place) but whose elements are
+ * all constants or dims of graph inputs is rebuilt from those inputs
+ * directly: Shape(input, start, end) slices and constants joined by one
+ * Concat.  That replaces Shape -> Gather -> Unsqueeze -> Concat chains
+ * rooted at intermediate values, and cse then merges the copies (the
+ * same slice of the same input) across the model. */
+
+static bool is_input_shape(const DlGraph *g, const DlValue *v) {
+  DlNode *p = dl_producer(g, v);
+  DlValue *u = p && p->op == DL_OP_Shape ? dl_in(g, p, 0) : NULL;
+  return u && u->is_input;
+}
+
+/* s already has that form (or is a constant). */
+static bool shape_rebuilt(const DlGraph *g, const DlValue *s) {
+  if (s->data || is_input_shape(g, s))
+    return true;
+  DlNode *p = dl_producer(g, s);
+  if (!p || p->op != DL_OP_Concat)
+    return false;
+  for (int i = 0; i < p->nin; i++) {
+    DlValue *v = dl_in(g, p, i);
+    if (!v || !(v->data || is_input_shape(g, v)))
+      return false;
+  }
+  return true;
+}
+
+/* Graph input and axis holding dim d. */
+static bool find_input_dim(const DlGraph *g, const DlDim *d, int *u, int *j) {
+  for (int i = 0; i < g->ninputs; i++) {
+    const DlValue *v = g->values[g->inputs[i]];
+    for (int a = 0; a < v->rank; a++)
+      if (dl_dim_eq(&v->dims[a], d)) {
+        *u = v->id;
+        *j = a;
+        return true;
+      }
+  }
+  return false;
+}
+
+typedef struct ShapePart {
+  int u; /* graph input, or -1 for constants */
+  int start, end;
+  int64_t c[DL_MAX_RANK];
+} ShapePart;
+
+static bool rule_shape_from_inputs(DlGraph *g, DlNode *n, DlStatus *st) {
+  int slot = n->op == DL_OP_ConstantOfShape ? 0 : 1;
+  DlValue *s = dl_in(g, n, slot);
+  DlDim el[DL_MAX_RANK];
+  int cnt = 0;
+  if (!s || s->dtype != DL_I64 || s->rank != 1 || !s->symval || n->opset < 15 ||
+      (n->domain && *n->domain) || shape_rebuilt(g, s) ||
+      !dl_value_known_dims(s, el, DL_MAX_RANK, &cnt) || cnt < 1)
+    return false;
+  ShapePart parts[DL_MAX_RANK];
+  int np = 0;
+  for (int i = 0; i < cnt; i++) {
+    int64_t c;
+    int u = -1, j = 0;
+    if (dl_dim_is_const(&el[i], &c)) {
+      if (np == 0 || parts[np - 1].u >= 0)
+        parts[np++] = (ShapePart){.u = -1, .start = 0, .end = 0};
+      parts[np - 1].c[parts[np - 1].end++] = c;
+    } else if (find_input_dim(g, &el[i], &u, &j)) {
+      ShapePart *p = np ? &parts[np - 1] : NULL;
+      if (p && p->u == u && p->end == j)
+        p->end++;
+      else
+        parts[np++] = (ShapePart){.u = u, .start = j, .end = j + 1};
+    } else {
+      return false;
+    }
+  }
+  int ids[DL_MAX_RANK];
+  DlNode *made[DL_MAX_RANK + 1];
+  int nmade = 0;
+  const char *base = n->name && *n->name ? n->name : "n";
+  DlArena *a = &g->ctx->arena;
+  for (int k = 0; k < np; k++) {
+    ShapePart *p = &parts[k];
+    DlValue *v = NULL;
+    if (p->u < 0) {
+      int64_t len = p->end;
+      const char *nm = dl_arena_printf(a, "%s_dims%d", base, k);
+      v = nm ? dl_const_new(g, nm, DL_I64, 1, &len, p->c) : NULL;
+    } else {
+      DlNode *sh = dl_node_insert_before(
+          g, n, DL_OP_Shape, dl_arena_printf(a, "%s_shape%d", base, k), 1, 1);
+      if (sh) {
+        made[nmade++] = sh;
+        sh->in[0] = p->u;
+        v = dl_node_new_output(g, sh, 0, NULL);
+        if (v && (!dl_node_set_attr_int(g, sh, "start", p->start) ||
+                  !dl_node_set_attr_int(g, sh, "end", p->end)))
+          v = NULL;
+        if (v && (*st = dl_node_infer(g, sh)) != DL_OK)
+          return true;
+      }
+    }
+    if (!v) {
+      *st = dl_error(g->ctx, DL_ERR_NOMEM, "out of memory");
+      return true;
+    }
+    ids[k] = v->id;
+  }
+  DlValue *r = g->values[ids[0]];
+  if (np > 1) {
+    DlNode *cat = dl_node_insert_before(
+        g, n, DL_OP_Concat, dl_arena_printf(a, "%s_dims", base), np, 1);
+    r = cat ? dl_node_new_output(g, cat, 0, NULL) : NULL;
+    if (!r || !dl_node_set_attr_int(g, cat, "axis", 0)) {
+      *st = dl_error(g->ctx, DL_ERR_NOMEM, "out of memory");
+      return true;
+    }
+    made[nmade++] = cat;
+    for (int k = 0; k < np; k++)
+      cat->in[k] = ids[k];
+    if ((*st = dl_node_infer(g, cat)) != DL_OK)
+      return true;
+  }
+  /* the rebuilt operand must hold exactly the same elements */
+  bool same = r->symval && r->rank == 1 && dl_value_same_type(r, s);
+  for (int i = 0; same && i < cnt; i++)
+    same = dl_dim_eq(&r->symval[i], &el[i]);
+  if (!same) {
+    for (int k = 0; k < nmade; k++)
+      dl_node_kill(g, made[k]);
+    return false;
+  }
+  n->in[slot] = r->id;
+  *st = dl_node_infer(g, n);
   return true;
 }
 
@@ -364,6 +739,12 @@ static const DlRule RULES[] = {
     {"gemm_transpose", DL_OP_Gemm, rule_gemm_transpose},
     {"matmul_transpose", DL_OP_MatMul, rule_matmul_transpose},
     {"reshape_chain", DL_OP_Reshape, rule_reshape_chain},
+    {"reshape_shape", DL_OP_Reshape, rule_reshape_shape},
+    {"expand_shape", DL_OP_Expand, rule_expand_shape},
+    {"transpose_unit", DL_OP_Transpose, rule_transpose_unit},
+    {"reshape_shape_inputs", DL_OP_Reshape, rule_shape_from_inputs},
+    {"expand_shape_inputs", DL_OP_Expand, rule_shape_from_inputs},
+    {"constantofshape_inputs", DL_OP_ConstantOfShape, rule_shape_from_inputs},
     {"flatten_chain", DL_OP_Flatten, rule_reshape_chain},
     {"squeeze_chain", DL_OP_Squeeze, rule_reshape_chain},
     {"unsqueeze_chain", DL_OP_Unsqueeze, rule_reshape_chain},
