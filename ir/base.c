@@ -257,3 +257,12 @@ void dl_print_diags(const DlCtx *ctx, void *file) {
     }
   }
 }
+
+void dl_diags_truncate(DlCtx *ctx, int n) {
+  if (n < 0)
+    n = 0;
+  for (int i = n; i < ctx->ndiags; i++)
+    free(ctx->diags[i].msg);
+  if (ctx->ndiags > n)
+    ctx->ndiags = n;
+}

@@ -88,6 +88,9 @@ DlStatus dl_verror(DlCtx *ctx, DlStatus code, const char *prefix,
                    const char *fmt, va_list ap);
 /* Print every recorded diagnostic as "dlcc: error: ..." lines. */
 void dl_print_diags(const DlCtx *ctx, void *file /* FILE* */);
+/* Forgets the messages recorded after the first n (a pass that tried a
+ * rewrite, found it invalid and undid it). */
+void dl_diags_truncate(DlCtx *ctx, int n);
 
 #define DL_TRY(expr)                                                           \
   do {                                                                         \

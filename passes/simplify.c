@@ -366,11 +366,7 @@ static bool trial_end(DlGraph *g, DlNode *n, Trial *t, DlStatus *st) {
     *st = s;
     return false;
   }
-  DlCtx *ctx = g->ctx;
-  for (int i = t->ndiags; i < ctx->ndiags; i++)
-    free(ctx->diags[i].msg);
-  if (ctx->ndiags > t->ndiags)
-    ctx->ndiags = t->ndiags;
+  dl_diags_truncate(g->ctx, t->ndiags);
   n->op = t->op;
   n->op_type = t->op_type;
   n->nin = t->nin;
