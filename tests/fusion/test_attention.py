@@ -27,22 +27,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from onnxcheck import ATOL, Checks, vi  # noqa: E402
 import dlcc_py  # noqa: E402
 
-ATOL = 1e-4
-failed = 0
-
-
-def check(cond, msg):
-    global failed
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failed += 1
-
-
-def vi(name, shape, t=TensorProto.FLOAT):
-    return helper.make_tensor_value_info(name, t, shape)
+check = Checks()
 
 
 def model(nodes, inputs, inits, opset=17):
@@ -205,9 +194,9 @@ def main():
             if natt:
                 check("Softmax" not in ops and "MatMul" not in ops,
                       "%s: no Softmax or MatMul left (%s)" % (name, ops))
-    print("all passed" if not failed else "%d failed" % failed)
+    print("all passed" if not check.failed else "%d failed" % check.failed)
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if check.failed else 0)

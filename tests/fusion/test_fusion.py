@@ -26,33 +26,22 @@ import tempfile
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+from onnxcheck import ATOL, Checks, const, vi  # noqa: E402
 import dlcc_py  # noqa: E402
 
-ATOL = 1e-4
 FUSION_PASSES = ["recognize", "fold_bn", "horizontal", "fuse_epilogue",
                  "fuse_elementwise"]
-failed = 0
-
-
-def check(cond, msg):
-    global failed
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failed += 1
+check = Checks()
 
 
 def rng_arr(rng, *shape, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-
-def const(name, arr):
-    return numpy_helper.from_array(np.asarray(arr), name)
 
 
 def model(nodes, inputs, outputs, inits, opset=17):
@@ -61,10 +50,6 @@ def model(nodes, inputs, outputs, inits, opset=17):
     m.ir_version = 8
     m = onnx.shape_inference.infer_shapes(m)
     return m
-
-
-def vi(name, shape):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
 def small_models(rng):
@@ -353,9 +338,9 @@ def main():
                       "bert: Q/K/V one MatMul in each of %d blocks (MatMuls "
                       "%s -> %s)" % (blocks, base and base["ops_out"].get("MatMul"),
                                      ops.get("MatMul")))
-    print("%s" % ("all passed" if not failed else "%d failed" % failed))
+    print("%s" % ("all passed" if not check.failed else "%d failed" % check.failed))
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if check.failed else 0)

@@ -21,34 +21,19 @@ import tempfile
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from onnxcheck import ATOL, Checks, const, vi  # noqa: E402
 import dlcc_py  # noqa: E402
 
-ATOL = 1e-4
-failed = 0
-
-
-def check(cond, msg):
-    global failed
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failed += 1
+check = Checks()
 
 
 def arr(rng, *shape, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-
-def const(name, a):
-    return numpy_helper.from_array(np.asarray(a), name)
-
-
-def vi(name, shape):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
 def model(nodes, inputs, inits):
@@ -161,9 +146,9 @@ def main():
                     check(g.shape == w.shape and err <= ATOL,
                           "%s %s output %d %s: max abs err %.2e" %
                           (name, tag, i, list(w.shape), err))
-    print("%s" % ("all passed" if not failed else "%d failed" % failed))
+    print("%s" % ("all passed" if not check.failed else "%d failed" % check.failed))
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if check.failed else 0)

@@ -28,30 +28,15 @@ import tempfile
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from onnxcheck import ATOL, Checks, const, vi  # noqa: E402
 import dlcc_py  # noqa: E402
 
-ATOL = 1e-4
-failed = 0
-
-
-def check(cond, msg):
-    global failed
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failed += 1
-
-
-def vi(name, shape, t=TensorProto.FLOAT):
-    return helper.make_tensor_value_info(name, t, shape)
-
-
-def const(name, arr):
-    return numpy_helper.from_array(np.asarray(arr), name)
+check = Checks()
 
 
 def model(nodes, inputs, outputs, inits):
@@ -261,8 +246,8 @@ def main():
                         check(header_ws(h) == want_ws,
                               "%s: header workspace size %s == module's %d"
                               % (tag, header_ws(h), want_ws))
-    print("%d failed" % failed)
-    return 1 if failed else 0
+    print("%d failed" % check.failed)
+    return 1 if check.failed else 0
 
 
 if __name__ == "__main__":
