@@ -17,6 +17,14 @@
 #define KM_MAX_MR 4
 #define KM_MAX_NR 16
 
+/* Columns of a MatMul/Gemm register block (ops/matmul.c).  A MatMul with
+ * the attribute "dlcc.split" (several outputs, made by passes/horizontal.c)
+ * needs every branch width to be a multiple of MM_NR, so that each block of
+ * columns lies inside one branch. */
+#define MM_NR 16
+/* Most outputs of a MatMul with "dlcc.split" (max_out in ops/ops.def). */
+#define MM_MAX_SPLIT 16
+
 typedef struct KMicro {
   int mr, nr;
   DlDType t;

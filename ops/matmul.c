@@ -12,6 +12,14 @@
  * Alpha, C and the fused epilogue apply in a vector loop after the plain
  * stores.  Gemm with transB computes dot products of contiguous rows with
  * GEMM_LANES partial sums (vectorizable without reassociation).
+ *
+ * A MatMul made by passes/horizontal.c may have several outputs and the
+ * INTS attribute "dlcc.split" = [n_1, .., n_k] (k = outputs, sum = N, N
+ * constant): output i is the column slice of width n_i, [..., M, n_i].
+ * Lowering needs every n_i to be a multiple of MM_NR, so each block of
+ * columns lies inside one output: the block's stores go to that output
+ * (an if on the block's first column), while the epilogue still sees the
+ * merged column index.
  */
 #include <string.h>
 
@@ -22,7 +30,8 @@
 #define GEMM_LANES 8
 /* Register block of MatMul: MM_ROWS rows x MM_NR columns. */
 #define MM_ROWS 4
-#define MM_NR 16
+/* Column widths of the outputs of a MatMul with several outputs. */
+#define MM_SPLIT_ATTR "dlcc.split"
 
 static bool mm_type_ok(DlDType t) {
   return dl_dtype_is_float(t) || t == DL_I32 || t == DL_I64 || t == DL_U32 ||
@@ -128,11 +137,48 @@ DlStatus dl_infer_MatMul(DlGraph *g, DlNode *n) {
     dims[r++] = s.n;
   if (r > DL_MAX_RANK)
     return dl_error_node(g->ctx, n, DL_ERR_UNSUPPORTED, "result rank %d", r);
-  DlValue *y = dl_out(g, n, 0);
-  if (!y)
-    return dl_error_node(g->ctx, n, DL_ERR_INVALID, "output missing");
-  y->dtype = a->dtype;
-  dl_value_set_shape(y, r, dims);
+  const DlAttr *sa = dl_attr(n, MM_SPLIT_ATTR);
+  if (!sa) {
+    if (n->nout != 1)
+      return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                           "%d outputs without the attribute " MM_SPLIT_ATTR,
+                           n->nout);
+    DlValue *y = dl_out(g, n, 0);
+    if (!y)
+      return dl_error_node(g->ctx, n, DL_ERR_INVALID, "output missing");
+    y->dtype = a->dtype;
+    dl_value_set_shape(y, r, dims);
+    return DL_OK;
+  }
+  /* several outputs: column slices of the product, widths in the
+   * attribute, in order */
+  int64_t nc;
+  if (sa->kind != DL_ATTR_INTS || sa->n != n->nout || s.b1 ||
+      !dl_dim_is_const(&s.n, &nc))
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                         MM_SPLIT_ATTR " must list one width per output (%d) "
+                                       "of a product with constant columns",
+                         n->nout);
+  int64_t sum = 0;
+  for (int i = 0; i < sa->n; i++) {
+    if (sa->ints[i] <= 0)
+      return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                           MM_SPLIT_ATTR " width %d is %lld", i,
+                           (long long)sa->ints[i]);
+    sum += sa->ints[i];
+  }
+  if (sum != nc)
+    return dl_error_node(g->ctx, n, DL_ERR_INVALID,
+                         MM_SPLIT_ATTR " widths sum to %lld, not N=%lld",
+                         (long long)sum, (long long)nc);
+  for (int i = 0; i < n->nout; i++) {
+    DlValue *y = dl_out(g, n, i);
+    if (!y)
+      return dl_error_node(g->ctx, n, DL_ERR_INVALID, "output %d missing", i);
+    dims[r - 1] = dl_dim_const(sa->ints[i]);
+    y->dtype = a->dtype;
+    dl_value_set_shape(y, r, dims);
+  }
   return DL_OK;
 }
 
@@ -196,7 +242,70 @@ typedef struct MmCtx {
   double alpha, beta;
   int bc;
   const DlValue *cval;
+  /* MatMul with "dlcc.split": nsplit outputs, output i holds the columns
+   * soff[i] .. soff[i] + sn[i] - 1 in buffer bys[i] (batch offset vybs[i]) */
+  int nsplit;
+  int bys[MM_MAX_SPLIT], vybs[MM_MAX_SPLIT];
+  int64_t soff[MM_MAX_SPLIT], sn[MM_MAX_SPLIT];
 } MmCtx;
+
+/*
+ * Stores an mr x nr block of accumulators (rows from vr0, merged columns
+ * from vc0) into buffer by at yb + row * dn + column - coff (coff NULL:
+ * 0): plain stores
+ * (a contiguous group per row, which the straight-line vectorizer starts
+ * from), then the scaling, C and the epilogue in a vector loop over the
+ * block's columns.  The epilogue sees the merged column index.
+ */
+static void mm_store(KBuilder *kb, const MmCtx *c, const KMicro *m, int vr0,
+                     int vc0, int mr, int nr, int by, int vyb, KExpr *dn,
+                     KExpr *coff) {
+  const MmShape *s = c->s;
+  int vyr[KM_MAX_MR];
+  for (int r = 0; r < mr; r++) {
+    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, r));
+    KExpr *col = ke_var(kb, vc0);
+    if (coff)
+      col = ke_sub(kb, col, coff);
+    vyr[r] = kb_decl(
+        kb, "yr", DL_I64,
+        ke_add(kb, ke_add(kb, ke_var(kb, vyb), ke_mul(kb, row, dn)), col));
+    for (int v = 0; v < nr; v++)
+      kb_store(kb, by, ke_add(kb, ke_var(kb, vyr[r]), ke_int(kb, v)),
+               km_acc(kb, m, r, v));
+  }
+  bool post = dl_has_epilogue(c->n) ||
+              (c->gemm && (c->alpha != 1.0 || (c->cval && c->beta != 0.0)));
+  if (!post)
+    return;
+  for (int r = 0; r < mr; r++) {
+    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, r));
+    int vv = kb_for(kb, ke_int(kb, nr), "v", KF_VECTOR);
+    KExpr *col = ke_add(kb, ke_var(kb, vc0), ke_var(kb, vv));
+    KExpr *idx[DL_MAX_RANK + 2];
+    int ir = 0;
+    for (int i = 0; i < c->brank; i++)
+      idx[ir++] = ke_var(kb, c->vb[i]);
+    if (!s->a1)
+      idx[ir++] = row;
+    if (!s->b1)
+      idx[ir++] = col;
+    KExpr *yi = ke_add(kb, ke_var(kb, vyr[r]), ke_var(kb, vv));
+    KExpr *val = ke_load(kb, by, yi);
+    if (c->gemm) {
+      if (c->alpha != 1.0)
+        val = ke_mul(kb, ke_const(kb, c->t, c->alpha), val);
+      if (c->cval && c->beta != 0.0) {
+        KExpr *cv = ke_load(kb, c->bc, ke_bcast_index(kb, c->cval, 2, idx));
+        if (c->beta != 1.0)
+          cv = ke_mul(kb, ke_const(kb, c->t, c->beta), cv);
+        val = ke_add(kb, val, cv);
+      }
+    }
+    kb_store(kb, by, yi, dl_epilogue(kb, c->g, c->n, val, idx));
+    kb_end(kb);
+  }
+}
 
 /*
  * One mr x nr block of one batch: rows row0.., columns col0..; the k loop
@@ -229,49 +338,22 @@ static void mm_block(KBuilder *kb, const MmCtx *c, KExpr *row0, int mr,
              ke_var(kb, vc0));
   km_accum(kb, &m, c->ba, aidx, c->bb, b0, 1);
   kb_end(kb);
-  /* plain stores of the accumulators (a contiguous group per row, which
-   * the straight-line vectorizer starts from), then the scaling, C and the
-   * epilogue in a vector loop over the block's columns */
-  int vyr[KM_MAX_MR];
-  for (int r = 0; r < mr; r++) {
-    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, r));
-    vyr[r] =
-        kb_decl(kb, "yr", DL_I64,
-                ke_add(kb, ke_add(kb, ke_var(kb, c->vyb), ke_mul(kb, row, dn)),
-                       ke_var(kb, vc0)));
-    for (int v = 0; v < nr; v++)
-      kb_store(kb, c->by, ke_add(kb, ke_var(kb, vyr[r]), ke_int(kb, v)),
-               km_acc(kb, &m, r, v));
-  }
-  bool post = dl_has_epilogue(c->n) ||
-              (c->gemm && (c->alpha != 1.0 || (c->cval && c->beta != 0.0)));
-  if (!post)
+  if (c->nsplit == 0) {
+    mm_store(kb, c, &m, vr0, vc0, mr, nr, c->by, c->vyb, dn, NULL);
     return;
-  for (int r = 0; r < mr; r++) {
-    KExpr *row = ke_add(kb, ke_var(kb, vr0), ke_int(kb, r));
-    int vv = kb_for(kb, ke_int(kb, nr), "v", KF_VECTOR);
-    KExpr *col = ke_add(kb, ke_var(kb, vc0), ke_var(kb, vv));
-    KExpr *idx[DL_MAX_RANK + 2];
-    int ir = 0;
-    for (int i = 0; i < c->brank; i++)
-      idx[ir++] = ke_var(kb, c->vb[i]);
-    if (!s->a1)
-      idx[ir++] = row;
-    if (!s->b1)
-      idx[ir++] = col;
-    KExpr *yi = ke_add(kb, ke_var(kb, vyr[r]), ke_var(kb, vv));
-    KExpr *val = ke_load(kb, c->by, yi);
-    if (c->gemm) {
-      if (c->alpha != 1.0)
-        val = ke_mul(kb, ke_const(kb, c->t, c->alpha), val);
-      if (c->cval && c->beta != 0.0) {
-        KExpr *cv = ke_load(kb, c->bc, ke_bcast_index(kb, c->cval, 2, idx));
-        if (c->beta != 1.0)
-          cv = ke_mul(kb, ke_const(kb, c->t, c->beta), cv);
-        val = ke_add(kb, val, cv);
-      }
-    }
-    kb_store(kb, c->by, yi, dl_epilogue(kb, c->g, c->n, val, idx));
+  }
+  /* the block lies inside one output (widths are multiples of MM_NR): one
+   * branch per output, on the block's first column */
+  for (int i = 0; i < c->nsplit; i++) {
+    KExpr *lo = ke_bin(kb, KB_GE, ke_var(kb, vc0), ke_int(kb, c->soff[i]));
+    KExpr *hi =
+        ke_bin(kb, KB_LT, ke_var(kb, vc0), ke_int(kb, c->soff[i] + c->sn[i]));
+    KExpr *cond = i == 0               ? hi
+                  : i == c->nsplit - 1 ? lo
+                                       : ke_bin(kb, KB_AND, lo, hi);
+    kb_if(kb, cond);
+    mm_store(kb, c, &m, vr0, vc0, mr, nr, c->bys[i], c->vybs[i],
+             ke_int(kb, c->sn[i]), ke_int(kb, c->soff[i]));
     kb_end(kb);
   }
 }
@@ -346,6 +428,34 @@ DlStatus dl_lower_MatMul(KBuilder *kb, DlGraph *g, DlNode *n) {
       kb, "bb", DL_I64,
       ke_mul(kb, mm_batch_off(kb, s.brank_b, s.bbd, s.brank, c.vb), kn));
   c.vyb = kb_decl(kb, "yb", DL_I64, ke_mul(kb, ybatch, mn));
+  if (n->nout > 1) {
+    /* "dlcc.split" (checked by dl_infer_MatMul): each output gets its own
+     * buffer and batch offset; the blocks must not straddle two outputs */
+    const DlAttr *sa = dl_attr(n, MM_SPLIT_ATTR);
+    int64_t nc = -1, off = 0;
+    dl_dim_is_const(&s.n, &nc);
+    if (!sa || sa->kind != DL_ATTR_INTS || sa->n != n->nout ||
+        n->nout > MM_MAX_SPLIT || nc < 0)
+      return dl_error_node(
+          g->ctx, n, DL_ERR_INVALID,
+          "%d outputs need " MM_SPLIT_ATTR " and constant columns", n->nout);
+    for (int i = 0; i < n->nout; i++) {
+      if (sa->ints[i] % MM_NR != 0)
+        return dl_error_node(g->ctx, n, DL_ERR_UNSUPPORTED,
+                             "output %d is %lld columns wide, not a multiple "
+                             "of %d",
+                             i, (long long)sa->ints[i], MM_NR);
+      c.bys[i] = kb_buf(kb, dl_out(g, n, i), true);
+      c.vybs[i] = kb_decl(
+          kb, "yb", DL_I64,
+          ke_mul(kb, ybatch,
+                 ke_mul(kb, ke_dim(kb, &s.m), ke_int(kb, sa->ints[i]))));
+      c.soff[i] = off;
+      c.sn[i] = sa->ints[i];
+      off += sa->ints[i];
+    }
+    c.nsplit = n->nout;
+  }
   int64_t mc = -1;
   dl_dim_is_const(&s.m, &mc);
   KExpr *dm = ke_dim(kb, &s.m);

@@ -11,14 +11,25 @@
  *    constant [N] read by nothing else) is concatenated too (zeros for a
  *    branch without), so that epilogue fusion later puts one bias Add into
  *    the merged product.  The Q, K and V projections of attention have this
- *    form (the cost model keeps BERT's apart: their outputs are wider than
- *    their input).
+ *    form.
  *  - Gemm: the branches agree in transA, transB, alpha and beta and carry a
  *    constant [N] bias C or none.
  *  - Conv: a constant [M, C, 1, ..] weight, group 1, dilations 1, pads 0,
  *    the same strides and auto_pad; the weights concatenate on axis 0, the
  *    biases too (zeros for a branch without), and the Split is on axis 1.
  *    The 1x1 reductions at the head of an Inception block are the example.
+ *
+ * Direct form: when the product is a MatMul and every branch width is a
+ * multiple of the register block (MM_NR, ops/gemm_block.h), there is no
+ * Split: the merged MatMul has one output per branch and the attribute
+ * "dlcc.split" = [N1, N2, N3], and each register block of columns stores
+ * straight into its branch's output (ops/matmul.c).  The merged bias Add
+ * and the carried activation become its epilogue here (fuse_epilogue
+ * leaves products with several outputs alone); the epilogue sees the
+ * merged column, so the concatenated bias applies unchanged:
+ *
+ *   Y1, Y2, Y3 = MatMul(X, [W1 | W2 | W3], [b1 | b2 | b3])
+ *                  {dlcc.split = [N1, N2, N3], dlcc.epilogue = Add(+Relu)}
  *
  * Activations are carried along: when every branch's result is read only
  * by the same unary activation (same op, attributes and constant operands,
@@ -55,7 +66,9 @@
  *                                    at most one
  *         + (k - 2) * HZ_KERNEL_BYTES  k kernels become two (product, Split)
  *   cost  = 2 * Y                    the Split reads and writes every output
- *                                    element once
+ *                                    element once; 0 in the direct form
+ *                                    (no Split), so a direct group always
+ *                                    merges
  *
  * where X is the shared input and Y the merged output.  The group merges
  * when saved > HZ_MARGIN * cost.  Merging never changes the arithmetic, so
@@ -65,7 +78,8 @@
  * (13x13 and smaller maps) ran 10 to 45% faster merged; at 1.1 and below
  * (the 27x27 and 28x28 blocks) merged was no faster and up to 30% slower;
  * MatMul groups like BERT's Q/K/V (saved/cost 0.35 to 0.42) ran 4 to 11%
- * slower merged.  The figures are in docs/passes.md (horizontal).
+ * slower merged with the Split; they now take the direct form.  The
+ * figures are in docs/passes.md (horizontal).
  */
 
 /* Stand-in size of a symbolic dim (a batch or sequence length). */
@@ -474,6 +488,66 @@ static DlValue *hz_weights(DlGraph *g, const HzBranch *br, int nb,
   return wc;
 }
 
+/* The direct form: mm (one output ycat, read by the chain extra[0..] of
+ * merged bias Add and activation) gets one output per branch, outs[i],
+ * and the attribute "dlcc.split" with the branch widths; the chain becomes
+ * its epilogue (it sees the merged column, so the concatenated bias
+ * applies unchanged) and dies. */
+static DlStatus hz_direct_form(DlGraph *g, DlNode *mm, DlValue *ycat,
+                               DlNode **extra, int nextra, const int *outs,
+                               const HzBranch *br, int nb) {
+  DlCtx *ctx = g->ctx;
+  DlArena *ar = &ctx->arena;
+  int64_t *widths = dl_arena_alloc(ar, sizeof(int64_t) * (size_t)nb);
+  int *out = dl_arena_alloc(ar, sizeof(int) * (size_t)nb);
+  if (!widths || !out)
+    return dl_error(ctx, DL_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < nb; i++) {
+    widths[i] = br[i].n;
+    out[i] = outs[i];
+  }
+  if (nextra > 0) {
+    DlGraph *sub;
+    int ext[8], next;
+    int res = extra[nextra - 1]->out[0];
+    DL_TRY(fu_region_subgraph(g, "epilogue", extra, nextra, &ycat->id, 1, res,
+                              &sub, ext, (int)DL_ARRAY_LEN(ext), &next));
+    int base = dl_epilogue_base(mm);
+    int *in = dl_arena_alloc(ar, sizeof(int) * (size_t)(base + next));
+    if (!in)
+      return dl_error(ctx, DL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < base; i++)
+      in[i] = i < mm->nin ? mm->in[i] : -1;
+    for (int j = 0; j < next; j++)
+      in[base + j] = ext[j];
+    DlAttr ea;
+    memset(&ea, 0, sizeof ea);
+    ea.name = "dlcc.epilogue";
+    ea.kind = DL_ATTR_GRAPH;
+    ea.g = sub;
+    DL_TRY(fu_add_attr(g, mm, &ea));
+    mm->in = in;
+    mm->nin = base + next;
+    for (int j = 0; j < nextra; j++) {
+      extra[j]->dead = true;
+      g->values[extra[j]->out[0]]->producer = -1;
+    }
+  }
+  DlAttr sa;
+  memset(&sa, 0, sizeof sa);
+  sa.name = "dlcc.split";
+  sa.kind = DL_ATTR_INTS;
+  sa.n = nb;
+  sa.ints = widths;
+  DL_TRY(fu_add_attr(g, mm, &sa));
+  ycat->producer = -1;
+  mm->out = out;
+  mm->nout = nb;
+  for (int i = 0; i < nb; i++)
+    g->values[out[i]]->producer = mm->id;
+  return hz_infer(g, mm);
+}
+
 static DlStatus hz_merge(DlGraph *g, HzBranch *br, int nb) {
   DlCtx *ctx = g->ctx;
   DlNode *m0 = br[0].mm;
@@ -505,12 +579,18 @@ static DlStatus hz_merge(DlGraph *g, HzBranch *br, int nb) {
       off += br[i].n;
     }
   }
-  DlDim sd = dl_dim_const(nb);
-  DlValue *sp = hz_const(g, DL_I64, 1, &sd, sizeof(int64_t) * (size_t)nb);
-  if (!sp)
-    return dl_error(ctx, DL_ERR_NOMEM, "out of memory");
-  for (int i = 0; i < nb; i++)
-    ((int64_t *)sp->data)[i] = br[i].n;
+
+  /* the split sizes (the Split form only) */
+  bool direct = hz_direct(br, nb);
+  DlValue *sp = NULL;
+  if (!direct) {
+    DlDim sd = dl_dim_const(nb);
+    sp = hz_const(g, DL_I64, 1, &sd, sizeof(int64_t) * (size_t)nb);
+    if (!sp)
+      return dl_error(ctx, DL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < nb; i++)
+      ((int64_t *)sp->data)[i] = br[i].n;
+  }
 
   /* the merged product (attributes of the first branch) */
   DlValue *ycat;
@@ -556,6 +636,30 @@ static DlStatus hz_merge(DlGraph *g, HzBranch *br, int nb) {
     ysplit = v;
     extra[nextra++] = act;
   }
+  /* the branches' last nodes hand their results to the Split (or the
+   * merged product); every branch node dies */
+  int first = br[0].mm->id;
+  int outs[HZ_MAX];
+  for (int i = 0; i < nb; i++) {
+    DlNode *chain[3] = {br[i].mm, bias_in ? NULL : br[i].add, br[i].act};
+    DlNode *last = NULL;
+    for (int j = 0; j < 3; j++) {
+      if (!chain[j])
+        continue;
+      if (last)
+        g->values[last->out[0]]->producer = -1;
+      last = chain[j];
+      last->dead = true;
+    }
+    outs[i] = last->out[0];
+    if (br[i].mm->id < first)
+      first = br[i].mm->id;
+  }
+  if (direct) {
+    DL_TRY(hz_direct_form(g, mm, ycat, extra, nextra, outs, br, nb));
+    fu_move_node(g, mm->id, first);
+    return DL_OK;
+  }
   DlNode *split = dl_node_new(
       g, DL_OP_Split, "Split",
       dl_arena_printf(&ctx->arena, "%s/merged_split", m0->name), 2, nb);
@@ -571,26 +675,10 @@ static DlStatus hz_merge(DlGraph *g, HzBranch *br, int nb) {
   DL_TRY(fu_add_attr(g, split, &ax));
   split->in[0] = ysplit->id;
   split->in[1] = sp->id;
-  /* the branches' last nodes hand their results to the Split; every
-   * branch node dies */
-  int first = br[0].mm->id;
   for (int i = 0; i < nb; i++) {
-    DlNode *chain[3] = {br[i].mm, bias_in ? NULL : br[i].add, br[i].act};
-    DlNode *last = NULL;
-    for (int j = 0; j < 3; j++) {
-      if (!chain[j])
-        continue;
-      if (last)
-        g->values[last->out[0]]->producer = -1;
-      last = chain[j];
-      last->dead = true;
-    }
-    split->out[i] = last->out[0];
-    if (br[i].mm->id < first)
-      first = br[i].mm->id;
+    split->out[i] = outs[i];
+    g->values[outs[i]]->producer = split->id;
   }
-  for (int i = 0; i < nb; i++)
-    g->values[split->out[i]]->producer = split->id;
   DL_TRY(hz_infer(g, split));
   /* move the new nodes to where the first branch was */
   fu_move_node(g, mm->id, first);

@@ -5,8 +5,11 @@ Small ONNX models where 1x1 Convs, MatMuls or Gemms share an input: two
 and three branches, with and without bias, with and without a Relu (or
 LeakyRelu, Tanh) on every branch, plus cases the pass must leave alone (a
 3x3 Conv beside a 1x1 one, different strides, activations that differ).
-Each model is compiled at -O3 and with --disable-pass=horizontal and
-checked against ONNX Runtime within 1e-4; `dlcc --stats` at -O3 must show
+MatMul groups whose widths are all multiples of 16 take the direct form
+(one MatMul with an output per branch, no Split; symbolic batch dims);
+a width of 8 keeps the Split.  Each model is compiled at -O3 (LLVM and C
+backends) and with --disable-pass=horizontal and checked against ONNX
+Runtime within 1e-4; `dlcc --stats` at -O3 must show
 the expected number of Conv/MatMul/Gemm kernels and Splits after the merge
 (and no activation left over where it was carried into the merged
 product).
@@ -160,7 +163,50 @@ def cases(rng):
          numpy_helper.from_array(arr(rng, 4, 96), "w2"),
          numpy_helper.from_array(arr(rng, 4), "c2")]),
         [arr(rng, 5, 96, scale=1.0)], {"Gemm": 1, "Split": 1, "Tanh": 0}))
+    # MatMul branches whose widths are multiples of 16 (the register block):
+    # the merged MatMul writes each branch's output itself (no Split)
+    out.append(("two_matmul_direct_bias_relu", matmul_branches(
+        rng, 64, [16, 32], [True, True], [RELU, RELU], ["N", 5, 64]),
+        [arr(rng, 3, 5, 64, scale=1.0)],
+        {"MatMul": 1, "Split": 0, "Relu": 0, "Add": 0}))
+    out.append(("three_matmul_direct_bias", matmul_branches(
+        rng, 64, [16, 32, 48], [True, False, True], [None, None, None],
+        ["B", "S", 64]),
+        [arr(rng, 2, 7, 64, scale=1.0)], {"MatMul": 1, "Split": 0, "Add": 0}))
+    # 2-D, no bias (a bias would make each branch a Gemm first)
+    out.append(("three_matmul_direct_leaky_2d", matmul_branches(
+        rng, 32, [48, 16, 32], [False, False, False], [leaky, leaky, leaky],
+        ["N", 32]),
+        [arr(rng, 9, 32, scale=1.0)],
+        {"MatMul": 1, "Gemm": 0, "Split": 0, "LeakyRelu": 0}))
+    # a width that is not a multiple of 16 keeps the Split form
+    out.append(("two_matmul_split_bias_relu", matmul_branches(
+        rng, 64, [16, 8], [True, True], [RELU, RELU], ["N", 5, 64]),
+        [arr(rng, 3, 5, 64, scale=1.0)],
+        {"MatMul": 1, "Split": 1, "Relu": 0, "Add": 0}))
     return out
+
+
+def matmul_branches(rng, k, widths, bias, act, shape):
+    """MatMuls of x [..., k] by constant [k, width] weights; bias[i] adds a
+    constant [width], act[i] is (op, attrs) or None."""
+    nodes, inits, outs = [], [], []
+    for i, n in enumerate(widths):
+        inits.append(numpy_helper.from_array(arr(rng, k, n), "w%d" % i))
+        nodes.append(helper.make_node("MatMul", ["x", "w%d" % i],
+                                      ["m%d" % i]))
+        y = "m%d" % i
+        if bias[i]:
+            inits.append(numpy_helper.from_array(arr(rng, n), "b%d" % i))
+            nodes.append(helper.make_node("Add", [y, "b%d" % i],
+                                          ["a%d" % i]))
+            y = "a%d" % i
+        if act[i]:
+            op, attrs = act[i]
+            nodes.append(helper.make_node(op, [y], ["y%d" % i], **attrs))
+            y = "y%d" % i
+        outs.append(y)
+    return model(nodes, [vi("x", shape)], [vi(o, None) for o in outs], inits)
 
 
 def stats(a, path, tmp, flags):
@@ -185,6 +231,7 @@ def main():
             want = sess.run(None, {i.name: x for i, x in
                                    zip(sess.get_inputs(), inputs)})
             for tag, flags in (("O3", ["-O3"]),
+                               ("O3_c", ["-O3", "--backend=c"]),
                                ("nohz", ["-O3", "--disable-pass=horizontal"])):
                 so = os.path.join(tmp, "%s_%s.so" % (name, tag))
                 p = subprocess.run([a.dlcc, path, "-o", so] + flags,
