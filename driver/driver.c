@@ -142,6 +142,7 @@ typedef struct Stats {
   int nodes_in;
   const DlPassRun *runs;
   int nruns;
+  const DlCompileOptions *o; /* --stats-sym values */
 } Stats;
 
 static void json_str(FILE *f, const char *s) {
@@ -168,6 +169,16 @@ static DlStatus print_stats(DlGraph *g, const KProgram *prog, const KPlan *plan,
     return dl_error(ctx, DL_ERR_NOMEM, "out of memory");
   for (int i = 0; i < ns; i++)
     ones[i] = 1;
+  for (int j = 0; j < s->o->nstats_syms; j++) {
+    int i = 0;
+    while (i < g->nsyms && strcmp(g->syms[i], s->o->stats_sym_names[j]) != 0)
+      i++;
+    if (i == g->nsyms)
+      return dl_error(ctx, DL_ERR_USAGE,
+                      "--stats-sym: the model has no symbol '%s'",
+                      s->o->stats_sym_names[j]);
+    ones[i] = s->o->stats_sym_values[j];
+  }
   for (int k = 0; k < g->nnodes; k++)
     if (!g->nodes[k]->dead && g->nodes[k]->op >= 0 &&
         g->nodes[k]->op < DL_OP_COUNT)
@@ -292,7 +303,7 @@ DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
                                              : DL_SIDECAR_THRESHOLD_DEFAULT,
                         &plan));
 
-  Stats stats = {nodes_in, runs, nruns};
+  Stats stats = {nodes_in, runs, nruns, o};
   if (o->emit == DL_EMIT_IR)
     return print_stats(g, prog, plan, &stats);
   if (o->emit == DL_EMIT_KIR) {

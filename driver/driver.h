@@ -50,6 +50,11 @@ typedef struct DlCompileOptions {
   const char *dump_dot;    /* --dump-dot=DIR */
   bool verify_each_pass;   /* --verify-each-pass */
   bool stats;              /* --stats: one JSON object on stdout */
+  /* --stats-sym=NAME=N: symbol values for the byte figures of --stats
+   * (every other symbol counts as 1). */
+  int nstats_syms;
+  const char *const *stats_sym_names;
+  const int64_t *stats_sym_values;
 } DlCompileOptions;
 
 /* Compiles o->input as described above; diagnostics are left in ctx. */

@@ -100,7 +100,9 @@ def bench_model(name, args, tmp, flags=None):
     md, mo = statistics.median(td) * 1e3, statistics.median(to) * 1e3
     return {"name": name, "shape": "batch %d" % batch + (", seq %d" % seq if seq else ""),
             "dlcc_ms": md, "ort_ms": mo, "ratio": md / mo, "err": err,
-            "compile_s": compile_s, "stats": graph_stats(path, args, flags)}
+            "compile_s": compile_s,
+            "stats": graph_stats(path, args, flags + ["--stats-sym=batch=%d" % batch] +
+                                 (["--stats-sym=seq=%d" % seq] if seq else []))}
 
 
 def main():
@@ -157,7 +159,7 @@ def main():
             lines.append("| %s | %s | %.2f | %.2f | %.2f | %.1e | %.1f |" % (
                 r["name"], r["shape"], r["dlcc_ms"], r["ort_ms"], r["ratio"], r["err"], r["compile_s"]))
     if any(r.get("stats") for r in rows):
-        lines += ["", "Graph after the passes (`dlcc --stats`, symbolic dims counted as 1):", "",
+        lines += ["", "Graph after the passes (`dlcc --stats`; bytes for the input sizes of the first table, `--stats-sym`):", "",
                   "| model | nodes in | nodes out | kernels | workspace bytes | sum of intermediates bytes | weights bytes |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for r in rows:

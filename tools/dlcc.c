@@ -64,6 +64,8 @@ static void usage(FILE *f) {
       "  --dump-dot=<dir>     write Graphviz drawings: <dir>/before.dot and\n"
       "                       <dir>/after-NN-<pass>.dot\n"
       "  --stats              print one JSON object of statistics on stdout\n"
+      "  --stats-sym=NAME=N   value of symbol NAME for the byte figures of\n"
+      "                       --stats (default: every symbol is 1)\n"
       "  --help               show this help\n"
       "  --version            show the version\n",
       f);
@@ -101,6 +103,11 @@ int main(int argc, char **argv) {
   const char *disable[MAX_REPEAT], *print_after[MAX_REPEAT];
   const char *freeze_names[MAX_REPEAT], *freeze_files[MAX_REPEAT];
   static char freeze_buf[MAX_REPEAT][256];
+  const char *ssym_names[MAX_REPEAT];
+  int64_t ssym_values[MAX_REPEAT];
+  static char ssym_buf[MAX_REPEAT][128];
+  o.stats_sym_names = ssym_names;
+  o.stats_sym_values = ssym_values;
   o.freeze_names = freeze_names;
   o.freeze_files = freeze_files;
   o.disable_passes = disable;
@@ -208,6 +215,21 @@ int main(int argc, char **argv) {
         return usage_error("missing argument to '%s'", a);
     } else if (strcmp(a, "--stats") == 0) {
       o.stats = true;
+    } else if (strncmp(a, "--stats-sym=", 12) == 0) {
+      const char *v = a + 12, *eq = strchr(v, '=');
+      char *end;
+      if (!eq || eq == v || (size_t)(eq - v) >= sizeof ssym_buf[0])
+        return usage_error("--stats-sym takes NAME=N, not '%s'", v);
+      errno = 0;
+      long long n = strtoll(eq + 1, &end, 10);
+      if (!eq[1] || *end || errno || n < 0)
+        return usage_error("bad symbol value in '%s'", a);
+      if (o.nstats_syms == MAX_REPEAT)
+        return usage_error("too many uses of '%s'", "--stats-sym");
+      memcpy(ssym_buf[o.nstats_syms], v, (size_t)(eq - v));
+      ssym_buf[o.nstats_syms][eq - v] = '\0';
+      ssym_names[o.nstats_syms] = ssym_buf[o.nstats_syms];
+      ssym_values[o.nstats_syms++] = (int64_t)n;
     } else if (strcmp(a, "-") != 0 && a[0] == '-') {
       return usage_error("unknown option '%s'", a);
     } else {
