@@ -9,6 +9,7 @@ the CLI and that the textual IR round-trips.
 """
 
 import ctypes
+import json
 import os
 import subprocess
 import sys
@@ -241,6 +242,30 @@ class CliTest(unittest.TestCase):
         r = dlcc(self.model, "--emit=kir")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.strip())
+
+    def test_emit_plan(self):
+        # At -O0 the Relu runs in place over the Add's result: one slot.
+        r = dlcc(self.model, "--emit=plan", "-O0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("slot 0: 16*batch bytes\n", r.stdout)
+        self.assertIn("_Relu(r: slot 0, s: slot 0)", r.stdout)
+        self.assertIn("in place: 1", r.stdout)
+
+    def test_stats_sym(self):
+        out = os.path.join(self.dir, "st.so")
+        r = dlcc(self.model, "-O0", "--stats", "--stats-sym=batch=10",
+                 "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        # s and r, [10, 4] floats each, share one 64-byte aligned slot
+        self.assertEqual(st["intermediate_bytes"], 2 * 10 * 4 * 4)
+        self.assertEqual(st["arena_bytes"], 192)
+        r = dlcc(self.model, "--stats", "--stats-sym=seq=3", "-o", out)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no symbol 'seq'", r.stderr)
+        self.assertEqual(dlcc(self.model, "--stats-sym=batch").returncode, 2)
+        self.assertEqual(dlcc(self.model, "--stats-sym=batch=-1").returncode,
+                         2)
 
     def test_flags(self):
         r = dlcc("--help")
