@@ -159,6 +159,14 @@ static void json_str(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+/* Index of the symbol named name, or -1. */
+static int stats_sym_index(const DlGraph *g, const char *name) {
+  for (int i = 0; i < g->nsyms; i++)
+    if (strcmp(g->syms[i], name) == 0)
+      return i;
+  return -1;
+}
+
 static DlStatus print_stats(DlGraph *g, const KProgram *prog, const KPlan *plan,
                             const Stats *s) {
   DlCtx *ctx = g->ctx;
@@ -170,14 +178,9 @@ static DlStatus print_stats(DlGraph *g, const KProgram *prog, const KPlan *plan,
   for (int i = 0; i < ns; i++)
     ones[i] = 1;
   for (int j = 0; j < s->o->nstats_syms; j++) {
-    int i = 0;
-    while (i < g->nsyms && strcmp(g->syms[i], s->o->stats_sym_names[j]) != 0)
-      i++;
-    if (i == g->nsyms)
-      return dl_error(ctx, DL_ERR_USAGE,
-                      "--stats-sym: the model has no symbol '%s'",
-                      s->o->stats_sym_names[j]);
-    ones[i] = s->o->stats_sym_values[j];
+    int i = stats_sym_index(g, s->o->stats_sym_names[j]);
+    if (i >= 0) /* checked before anything was written */
+      ones[i] = s->o->stats_sym_values[j];
   }
   for (int k = 0; k < g->nnodes; k++)
     if (!g->nodes[k]->dead && g->nodes[k]->op >= 0 &&
@@ -285,6 +288,11 @@ DlStatus dlcc_compile(DlCtx *ctx, const DlCompileOptions *o) {
   DL_TRY(dl_run_passes(g, &po, &runs, &nruns));
   if (!ctx->opt.verify_each_pass)
     DL_TRY(dl_verify(g, true));
+  for (int j = 0; o->stats && j < o->nstats_syms; j++)
+    if (stats_sym_index(g, o->stats_sym_names[j]) < 0)
+      return dl_error(ctx, DL_ERR_USAGE,
+                      "--stats-sym: the model has no symbol '%s'",
+                      o->stats_sym_names[j]);
 
   if (o->emit == DL_EMIT_IR) {
     TextOut t;

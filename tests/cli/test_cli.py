@@ -260,9 +260,12 @@ class CliTest(unittest.TestCase):
         # s and r, [10, 4] floats each, share one 64-byte aligned slot
         self.assertEqual(st["intermediate_bytes"], 2 * 10 * 4 * 4)
         self.assertEqual(st["arena_bytes"], 192)
-        r = dlcc(self.model, "--stats", "--stats-sym=seq=3", "-o", out)
+        out2 = os.path.join(self.dir, "st2.so")
+        r = dlcc(self.model, "--stats", "--stats-sym=seq=3", "-o", out2)
         self.assertEqual(r.returncode, 2)
         self.assertIn("no symbol 'seq'", r.stderr)
+        self.assertFalse(os.path.exists(out2))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "st2.h")))
         self.assertEqual(dlcc(self.model, "--stats-sym=batch").returncode, 2)
         self.assertEqual(dlcc(self.model, "--stats-sym=batch=-1").returncode,
                          2)
