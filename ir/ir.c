@@ -340,3 +340,51 @@ int dl_attr_ints(const DlNode *n, const char *name, const int64_t **out) {
     *out = a->ints;
   return a->n;
 }
+
+static bool attr_str_eq(const char *a, const char *b) {
+  return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+bool dl_attr_equal(const DlAttr *a, const DlAttr *b) {
+  if (!attr_str_eq(a->name, b->name) || a->kind != b->kind)
+    return false;
+  switch (a->kind) {
+  case DL_ATTR_FLOAT:
+    return memcmp(&a->f, &b->f, sizeof a->f) == 0;
+  case DL_ATTR_INT:
+    return a->i == b->i;
+  case DL_ATTR_STRING:
+    return a->s_len == b->s_len &&
+           (a->s_len == 0 || memcmp(a->s, b->s, a->s_len) == 0);
+  case DL_ATTR_FLOATS:
+    return a->n == b->n &&
+           (a->n == 0 ||
+            memcmp(a->floats, b->floats, sizeof(float) * (size_t)a->n) == 0);
+  case DL_ATTR_INTS:
+    return a->n == b->n &&
+           (a->n == 0 ||
+            memcmp(a->ints, b->ints, sizeof(int64_t) * (size_t)a->n) == 0);
+  case DL_ATTR_STRINGS:
+    if (a->n != b->n)
+      return false;
+    for (int i = 0; i < a->n; i++)
+      if (!attr_str_eq(a->strings[i], b->strings[i]))
+        return false;
+    return true;
+  default:
+    return false;
+  }
+}
+
+bool dl_attrs_equal(const DlNode *a, const DlNode *b) {
+  if (a->nattr != b->nattr)
+    return false;
+  for (int i = 0; i < a->nattr; i++) {
+    bool found = false;
+    for (int j = 0; j < b->nattr && !found; j++)
+      found = dl_attr_equal(&a->attrs[i], &b->attrs[j]);
+    if (!found)
+      return false;
+  }
+  return true;
+}

@@ -171,6 +171,10 @@ bool dl_value_known_dims(const DlValue *v, DlDim *out, int cap, int *count);
 
 /* Attribute lookup; the getters return dflt when absent. */
 const DlAttr *dl_attr(const DlNode *n, const char *name);
+/* Same name, kind and value (graph attributes are never equal). */
+bool dl_attr_equal(const DlAttr *a, const DlAttr *b);
+/* Same attributes, in any order. */
+bool dl_attrs_equal(const DlNode *a, const DlNode *b);
 int64_t dl_attr_int(const DlNode *n, const char *name, int64_t dflt);
 float dl_attr_float(const DlNode *n, const char *name, float dflt);
 const char *dl_attr_string(const DlNode *n, const char *name, const char *dflt);

@@ -75,37 +75,6 @@ static bool str_eq(const char *a, const char *b) {
   return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static bool attr_eq(const DlAttr *a, const DlAttr *b) {
-  if (!str_eq(a->name, b->name) || a->kind != b->kind)
-    return false;
-  switch (a->kind) {
-  case DL_ATTR_FLOAT:
-    return memcmp(&a->f, &b->f, sizeof a->f) == 0;
-  case DL_ATTR_INT:
-    return a->i == b->i;
-  case DL_ATTR_STRING:
-    return a->s_len == b->s_len &&
-           (a->s_len == 0 || memcmp(a->s, b->s, a->s_len) == 0);
-  case DL_ATTR_FLOATS:
-    return a->n == b->n &&
-           (a->n == 0 ||
-            memcmp(a->floats, b->floats, sizeof(float) * (size_t)a->n) == 0);
-  case DL_ATTR_INTS:
-    return a->n == b->n &&
-           (a->n == 0 ||
-            memcmp(a->ints, b->ints, sizeof(int64_t) * (size_t)a->n) == 0);
-  case DL_ATTR_STRINGS:
-    if (a->n != b->n)
-      return false;
-    for (int i = 0; i < a->n; i++)
-      if (!str_eq(a->strings[i], b->strings[i]))
-        return false;
-    return true;
-  default:
-    return false;
-  }
-}
-
 static bool node_equal(const DlNode *a, const DlNode *b) {
   if (a->op != b->op || a->nin != b->nin || a->nout != b->nout ||
       a->nattr != b->nattr || !str_eq(a->op_type, b->op_type) ||
@@ -117,15 +86,7 @@ static bool node_equal(const DlNode *a, const DlNode *b) {
   for (int i = 0; i < a->nout; i++)
     if ((a->out[i] < 0) != (b->out[i] < 0))
       return false;
-  /* attributes in any order */
-  for (int i = 0; i < a->nattr; i++) {
-    bool found = false;
-    for (int j = 0; j < b->nattr && !found; j++)
-      found = attr_eq(&a->attrs[i], &b->attrs[j]);
-    if (!found)
-      return false;
-  }
-  return true;
+  return dl_attrs_equal(a, b);
 }
 
 /* Open-addressing table of ids keyed by hash. */

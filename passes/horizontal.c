@@ -244,44 +244,6 @@ static bool hz_str_eq(const char *a, const char *b) {
   return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static bool hz_attr_eq(const DlAttr *a, const DlAttr *b) {
-  if (!hz_str_eq(a->name, b->name) || a->kind != b->kind)
-    return false;
-  switch (a->kind) {
-  case DL_ATTR_FLOAT:
-    return memcmp(&a->f, &b->f, sizeof a->f) == 0;
-  case DL_ATTR_INT:
-    return a->i == b->i;
-  case DL_ATTR_STRING:
-    return a->s_len == b->s_len &&
-           (a->s_len == 0 || memcmp(a->s, b->s, a->s_len) == 0);
-  case DL_ATTR_FLOATS:
-    return a->n == b->n &&
-           (a->n == 0 ||
-            memcmp(a->floats, b->floats, sizeof(float) * (size_t)a->n) == 0);
-  case DL_ATTR_INTS:
-    return a->n == b->n &&
-           (a->n == 0 ||
-            memcmp(a->ints, b->ints, sizeof(int64_t) * (size_t)a->n) == 0);
-  default:
-    return false;
-  }
-}
-
-/* Same attributes, in any order. */
-static bool hz_attrs_eq(const DlNode *a, const DlNode *b) {
-  if (a->nattr != b->nattr)
-    return false;
-  for (int i = 0; i < a->nattr; i++) {
-    bool found = false;
-    for (int j = 0; j < b->nattr && !found; j++)
-      found = hz_attr_eq(&a->attrs[i], &b->attrs[j]);
-    if (!found)
-      return false;
-  }
-  return true;
-}
-
 /* An INTS attribute with default v for absent entries. */
 static bool hz_ints_eq(const DlNode *a, const DlNode *b, const char *name,
                        int64_t v, int rank) {
@@ -403,7 +365,7 @@ static bool hz_same_const(const DlValue *a, const DlValue *b) {
 static bool hz_same_act(const DlGraph *g, const DlNode *a, const DlNode *b) {
   if (!a || !b)
     return a == b;
-  if (a->op != b->op || a->nin != b->nin || !hz_attrs_eq(a, b) ||
+  if (a->op != b->op || a->nin != b->nin || !dl_attrs_equal(a, b) ||
       !hz_str_eq(a->domain, b->domain))
     return false;
   for (int i = 1; i < a->nin; i++)
