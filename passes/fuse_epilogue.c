@@ -331,28 +331,7 @@ static DlStatus fuse_one(DlGraph *g, DlNode *n, FuUses *fu, bool *fused) {
   int base = dl_epilogue_base(n);
   if (base < n->nin)
     return DL_OK; /* inputs beyond the op's own: leave it alone */
-  DlGraph *s;
-  int ext[FU_MAX_REGION * 4], next;
-  DL_TRY(fu_region_subgraph(g, "epilogue", list, cnt, &y->id, 1, cur, &s, ext,
-                            (int)DL_ARRAY_LEN(ext), &next));
-  int nin = base + next;
-  int *in = dl_arena_alloc(&g->ctx->arena, sizeof(int) * (size_t)nin);
-  if (!in)
-    return dl_error(g->ctx, DL_ERR_NOMEM, "out of memory");
-  for (int i = 0; i < base; i++)
-    in[i] = i < n->nin ? n->in[i] : -1;
-  for (int j = 0; j < next; j++)
-    in[base + j] = ext[j];
-  DlAttr a;
-  memset(&a, 0, sizeof a);
-  a.name = "dlcc.epilogue";
-  a.kind = DL_ATTR_GRAPH;
-  a.g = s;
-  DL_TRY(fu_add_attr(g, n, &a));
-  n->in = in;
-  n->nin = nin;
-  for (int k = 0; k < cnt; k++)
-    list[k]->dead = true;
+  DL_TRY(fu_attach_epilogue(g, n, list, cnt, y->id, cur));
   y->producer = -1;
   n->out[0] = cur;
   g->values[cur]->producer = n->id;
@@ -376,5 +355,37 @@ DlStatus dl_pass_fuse_epilogue(DlGraph *g, bool *changed) {
     if (fused)
       pos--; /* the node moved: look at what took its place */
   }
+  return DL_OK;
+}
+
+/* The region list[0..cnt) (reading acc, the product's own result, and
+ * producing result) becomes the "dlcc.epilogue" of product n: a subgraph
+ * attribute, its other tensors as n's inputs after the op's own, and the
+ * region's nodes dead. */
+DlStatus fu_attach_epilogue(DlGraph *g, DlNode *n, DlNode *const *list, int cnt,
+                            int acc, int result) {
+  DlGraph *s;
+  int ext[FU_MAX_REGION * 4], next;
+  DL_TRY(fu_region_subgraph(g, "epilogue", list, cnt, &acc, 1, result, &s, ext,
+                            (int)DL_ARRAY_LEN(ext), &next));
+  int base = dl_epilogue_base(n);
+  int nin = base + next;
+  int *in = dl_arena_alloc(&g->ctx->arena, sizeof(int) * (size_t)nin);
+  if (!in)
+    return dl_error(g->ctx, DL_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < base; i++)
+    in[i] = i < n->nin ? n->in[i] : -1;
+  for (int j = 0; j < next; j++)
+    in[base + j] = ext[j];
+  DlAttr a;
+  memset(&a, 0, sizeof a);
+  a.name = "dlcc.epilogue";
+  a.kind = DL_ATTR_GRAPH;
+  a.g = s;
+  DL_TRY(fu_add_attr(g, n, &a));
+  n->in = in;
+  n->nin = nin;
+  for (int k = 0; k < cnt; k++)
+    list[k]->dead = true;
   return DL_OK;
 }

@@ -50,4 +50,12 @@ DlStatus fu_region_subgraph(DlGraph *g, const char *name, DlNode *const *list,
                             int n, const int *first, int nfirst, int result,
                             DlGraph **sub, int *ext, int cap_ext, int *next);
 
+/* The region list[0..cnt) (reading acc, the product's own result, and
+ * producing result) becomes the "dlcc.epilogue" of product n (passes/
+ * fuse_epilogue.c): the subgraph attribute, its other tensors as inputs
+ * after the op's own, the region's nodes dead.  Producers are the
+ * caller's to rewire. */
+DlStatus fu_attach_epilogue(DlGraph *g, DlNode *n, DlNode *const *list, int cnt,
+                            int acc, int result);
+
 #endif

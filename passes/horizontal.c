@@ -469,31 +469,10 @@ static DlStatus hz_direct_form(DlGraph *g, DlNode *mm, DlValue *ycat,
     out[i] = outs[i];
   }
   if (nextra > 0) {
-    DlGraph *sub;
-    int ext[8], next;
-    int res = extra[nextra - 1]->out[0];
-    DL_TRY(fu_region_subgraph(g, "epilogue", extra, nextra, &ycat->id, 1, res,
-                              &sub, ext, (int)DL_ARRAY_LEN(ext), &next));
-    int base = dl_epilogue_base(mm);
-    int *in = dl_arena_alloc(ar, sizeof(int) * (size_t)(base + next));
-    if (!in)
-      return dl_error(ctx, DL_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < base; i++)
-      in[i] = i < mm->nin ? mm->in[i] : -1;
-    for (int j = 0; j < next; j++)
-      in[base + j] = ext[j];
-    DlAttr ea;
-    memset(&ea, 0, sizeof ea);
-    ea.name = "dlcc.epilogue";
-    ea.kind = DL_ATTR_GRAPH;
-    ea.g = sub;
-    DL_TRY(fu_add_attr(g, mm, &ea));
-    mm->in = in;
-    mm->nin = base + next;
-    for (int j = 0; j < nextra; j++) {
-      extra[j]->dead = true;
+    DL_TRY(fu_attach_epilogue(g, mm, extra, nextra, ycat->id,
+                              extra[nextra - 1]->out[0]));
+    for (int j = 0; j < nextra; j++)
       g->values[extra[j]->out[0]]->producer = -1;
-    }
   }
   DlAttr sa;
   memset(&sa, 0, sizeof sa);
